@@ -1,0 +1,41 @@
+# madn: the two commands a new user types are `make demo` and `make test`.
+# Both create .venv if it is missing and install everything into it first.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+CONSTRAINTS := constraints.txt
+
+.PHONY: install demo test lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first: 2.13.0 resolves to the CPU wheel on this machine's disk.
+	$(PIP) install --quiet --constraint $(CONSTRAINTS) torch==2.13.0
+	$(PIP) install --quiet --constraint $(CONSTRAINTS) --editable '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/madn demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(STAMP)
+	$(PY) bench/similarity.py
+	$(PY) bench/train_step.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,312 @@
+"""Typed, validated configuration of a MADN model and its training.
+
+Every value is checked when the dataclass is built; a bad value raises `ConfigError` naming the
+field (``loss.lambda_sim must be >= 0, got -1.0``). Configs round-trip through plain dicts
+(`MADNConfig.to_dict` / `MADNConfig.from_dict`), which is how the sweep layer passes them, and
+accept dotted overrides (`MADNConfig.with_overrides({"loss.lambda_sim": 0.3})`).
+
+Defaults follow the MADN paper (lr 1e-5, lambda_adv 1, lambda_rec = lambda_cycle = lambda_art = 20,
+lambda_sim 1, LNCC sigma 5 px) and ADN (Liao et al. 2019) for the architecture.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range; the message names the field."""
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """What a model variant is made of (DESIGN.md, "Model variants").
+
+    channels: image channels in order, e.g. ("ct", "mri").
+    uses_similarity: whether the multimodal similarity loss L_sim is part of the objective.
+    full_cycle: whether the self-synthesis term (eq. 7) joins self-reduction in L_cycle.
+    """
+
+    channels: tuple[str, ...]
+    uses_similarity: bool
+    full_cycle: bool
+
+
+VARIANTS: dict[str, VariantSpec] = {
+    "adn-ct": VariantSpec(channels=("ct",), uses_similarity=False, full_cycle=False),
+    "adn-mr": VariantSpec(channels=("mri",), uses_similarity=False, full_cycle=False),
+    "multichannel": VariantSpec(channels=("ct", "mri"), uses_similarity=False, full_cycle=False),
+    "madn": VariantSpec(channels=("ct", "mri"), uses_similarity=True, full_cycle=True),
+}
+
+NORMS = ("instance", "layer", "none")
+PADDINGS = ("reflect", "replicate", "zero")
+GAN_MODES = ("lsgan", "vanilla")
+SIMILARITY_NAMES = ("lncc", "cc", "nmi")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check(condition: bool, name: str, expectation: str, value: Any) -> None:
+    if not condition:
+        raise ConfigError(f"{name} must be {expectation}, got {value!r}")
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        name,
+        f"an integer >= {minimum}",
+        value,
+    )
+
+
+def _finite_float(name: str, value: Any, minimum: float = 0.0, strict: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > minimum if strict else value >= minimum)
+    _check(ok, name, f"a finite number {'>' if strict else '>='} {minimum:g}", value)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    _check(value in choices, name, f"one of {', '.join(choices)}", value)
+
+
+@dataclass
+class NetworkConfig:
+    """Layer sizes of the ADN encoders, decoders and PatchGAN discriminators.
+
+    base_channels: width of the first encoder layer (ADN: 64); deeper layers double per down step.
+    num_down: stride-2 convolutions in each encoder (= nearest-upsampling steps in each decoder).
+    num_res: residual blocks at the bottleneck of each content encoder and each decoder.
+    num_sides: artefact-encoder feature maps fused into the artefact decoder's last layers.
+    """
+
+    base_channels: int = 64
+    num_down: int = 2
+    num_res: int = 4
+    num_sides: int = 3
+    encoder_norm: str = "instance"
+    decoder_norm: str = "instance"
+    up_norm: str = "layer"
+    padding: str = "reflect"
+    discriminator_channels: int = 64
+    discriminator_layers: int = 2
+    discriminator_norm: str = "instance"
+
+    def __post_init__(self) -> None:
+        _positive_int("network.base_channels", self.base_channels)
+        _positive_int("network.num_down", self.num_down, minimum=0)
+        _positive_int("network.num_res", self.num_res, minimum=0)
+        _positive_int("network.num_sides", self.num_sides, minimum=0)
+        max_sides = self.num_down + 1 + self.num_res
+        _check(
+            self.num_sides <= max_sides,
+            "network.num_sides",
+            f"<= num_down + 1 + num_res = {max_sides}",
+            self.num_sides,
+        )
+        for name in ("encoder_norm", "decoder_norm", "up_norm", "discriminator_norm"):
+            _choice(f"network.{name}", getattr(self, name), NORMS)
+        _choice("network.padding", self.padding, PADDINGS)
+        _positive_int("network.discriminator_channels", self.discriminator_channels)
+        _positive_int("network.discriminator_layers", self.discriminator_layers)
+
+
+@dataclass
+class LossConfig:
+    """Weights and choices of the MADN objective (paper eqs. 1-8).
+
+    gan_mode: "lsgan" (least squares, default) or "vanilla" (BCE with logits).
+    lambda_adv: weight of each adversarial term (clean and corrupted branch).
+    lambda_rec: weight of the reconstruction term |x̂a - xa|_1 + |ŷ - y|_1.
+    lambda_cycle: weight of L_cycle: self-reduction, plus self-synthesis when full_cycle is on.
+    lambda_art: weight of the artefact-consistency term |(xa - x̂) - (ŷa - y)|_1.
+    full_cycle: add self-synthesis |G_Ia(E_I(x̂), a) - xa|_1 (eq. 7); None: the variant's default.
+    similarity: "lncc", "cc" or "nmi"; used only by variants with a similarity loss.
+    lambda_sim: weight of L_sim = 1 - mean |S(x̂_CT, x̂_MRI)|.
+    sigma: standard deviation of the LNCC Gaussian window, in pixels.
+    nmi_bins: number of Parzen histogram bins for NMI.
+    """
+
+    gan_mode: str = "lsgan"
+    lambda_adv: float = 1.0
+    lambda_rec: float = 20.0
+    lambda_cycle: float = 20.0
+    lambda_art: float = 20.0
+    full_cycle: bool | None = None
+    similarity: str = "lncc"
+    lambda_sim: float = 1.0
+    sigma: float = 5.0
+    nmi_bins: int = 32
+
+    def __post_init__(self) -> None:
+        _choice("loss.gan_mode", self.gan_mode, GAN_MODES)
+        for name in ("lambda_adv", "lambda_rec", "lambda_cycle", "lambda_art", "lambda_sim"):
+            _finite_float(f"loss.{name}", getattr(self, name))
+        _check(
+            self.full_cycle is None or isinstance(self.full_cycle, bool),
+            "loss.full_cycle",
+            "true, false or null",
+            self.full_cycle,
+        )
+        _choice("loss.similarity", self.similarity, SIMILARITY_NAMES)
+        _finite_float("loss.sigma", self.sigma, strict=True)
+        _positive_int("loss.nmi_bins", self.nmi_bins, minimum=4)
+
+
+@dataclass
+class OptimConfig:
+    """Adam settings: one optimiser for all encoders/decoders, one per discriminator."""
+
+    lr: float = 1e-5
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 1e-4
+
+    def __post_init__(self) -> None:
+        _finite_float("optim.lr", self.lr, strict=True)
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            _finite_float(f"optim.{name}", value)
+            _check(value < 1.0, f"optim.{name}", "< 1", value)
+        _finite_float("optim.weight_decay", self.weight_decay)
+
+
+@dataclass
+class TrainConfig:
+    """The training loop's settings.
+
+    amp: bf16 autocast for the networks (similarity is always computed in float32).
+    channels_last: NHWC memory format (helps convolutions on GPUs).
+    device: "auto" (CUDA when available), "cpu" or "cuda".
+    """
+
+    epochs: int = 50
+    batch_size: int = 4
+    seed: int = 0
+    amp: bool = False
+    channels_last: bool = False
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _positive_int("train.epochs", self.epochs)
+        _positive_int("train.batch_size", self.batch_size)
+        _positive_int("train.seed", self.seed, minimum=0)
+        _check(isinstance(self.amp, bool), "train.amp", "true or false", self.amp)
+        _check(
+            isinstance(self.channels_last, bool),
+            "train.channels_last",
+            "true or false",
+            self.channels_last,
+        )
+        _choice("train.device", self.device, DEVICES)
+
+
+_SECTIONS: dict[str, type] = {
+    "network": NetworkConfig,
+    "loss": LossConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+}
+
+
+@dataclass
+class MADNConfig:
+    """Everything that defines one model and its training.
+
+    variant: one of VARIANTS ("adn-ct", "adn-mr", "multichannel", "madn").
+    image_size: side of the square 2D slices in pixels; must be divisible by 2**num_down.
+    """
+
+    variant: str = "madn"
+    image_size: int = 256
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        _choice("variant", self.variant, tuple(VARIANTS))
+        _positive_int("image_size", self.image_size, minimum=8)
+        factor = 2**self.network.num_down
+        _check(
+            self.image_size % factor == 0,
+            "image_size",
+            f"divisible by 2**network.num_down = {factor}",
+            self.image_size,
+        )
+
+    @property
+    def spec(self) -> VariantSpec:
+        return VARIANTS[self.variant]
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Image channels the model reads and writes, in order (e.g. ("ct", "mri"))."""
+        return self.spec.channels
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.spec.channels)
+
+    @property
+    def uses_similarity(self) -> bool:
+        return self.spec.uses_similarity
+
+    @property
+    def full_cycle(self) -> bool:
+        """Whether L_cycle includes self-synthesis: the loss setting, else the variant's default."""
+        if self.loss.full_cycle is None:
+            return self.spec.full_cycle
+        return self.loss.full_cycle
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (JSON/YAML-safe) that `from_dict` turns back into this config."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MADNConfig:
+        """Build from a nested dict; missing keys take defaults, unknown keys raise ConfigError."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key {unknown[0]!r}; expected one of {sorted(known)}")
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            section = _SECTIONS.get(key)
+            if section is None:
+                kwargs[key] = value
+                continue
+            if isinstance(value, section):
+                kwargs[key] = value
+                continue
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
+            names = {f.name for f in dataclasses.fields(section)}
+            bad = sorted(set(value) - names)
+            if bad:
+                raise ConfigError(
+                    f"unknown config key '{key}.{bad[0]}'; expected one of {sorted(names)}"
+                )
+            kwargs[key] = section(**value)
+        return cls(**kwargs)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> MADNConfig:
+        """A copy with dotted-key overrides applied, e.g. {"loss.lambda_sim": 0.3}."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            parts = dotted.split(".")
+            target = data
+            for part in parts[:-1]:
+                if not isinstance(target.get(part), dict):
+                    raise ConfigError(f"unknown config key {dotted!r}")
+                target = target[part]
+            if parts[-1] not in target:
+                raise ConfigError(f"unknown config key {dotted!r}")
+            target[parts[-1]] = value
+        return MADNConfig.from_dict(data)

@@ -1,0 +1,175 @@
+"""The MADN model: ADN's three encoders, two decoders and two discriminators, any variant.
+
+Paper notation (ADN code names in brackets). For a corrupted batch x^a and an unpaired clean
+batch y, each (N, C, H, W) in [-1, 1] with C = 1 (adn-ct, adn-mr) or 2 (CT, MRI):
+    c^a = E_Ia(x^a), a = E_a(x^a), c = E_I(y)
+    x̂^a = G_Ia(c^a, a) ["ll"]   x̂ = G_I(c^a) ["lh", the corrected image]
+    ŷ^a = G_Ia(c, a)   ["hl"]   ŷ = G_I(c)   ["hh"]
+    self-reduction  G_I(E_Ia(ŷ^a))  -> y    ["hlh"]
+    self-synthesis  G_Ia(E_I(x̂), a) -> x^a  ["lhl", MADN's full cycle]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from madn_core.config import MADNConfig
+from madn_core.losses import gan_discriminator_loss, gan_generator_loss, l1
+from madn_core.networks import Decoder, Encoder, PatchDiscriminator
+from madn_core.similarity import get_similarity, similarity_loss
+
+Outputs = dict[str, torch.Tensor]
+
+
+class MADN(nn.Module):
+    """Encoders E_I, E_Ia, E_a; decoders G_I, G_Ia; discriminators D_I, D_Ia (see module doc).
+
+    The artefact encoder builds only the layers whose outputs the artefact decoder fuses (with
+    the default 3 side inputs, no residual blocks: ADN's code builds four it never uses).
+    """
+
+    def __init__(self, config: MADNConfig) -> None:
+        super().__init__()
+        self.config = config
+        net = config.network
+        channels = config.in_channels
+
+        def encoder(num_res: int) -> Encoder:
+            return Encoder(
+                channels, net.base_channels, net.num_down, num_res, net.encoder_norm, net.padding
+            )
+
+        def decoder(num_sides: int) -> Decoder:
+            return Decoder(
+                channels,
+                net.base_channels,
+                net.num_down,
+                net.num_res,
+                num_sides,
+                net.decoder_norm,
+                net.up_norm,
+                net.padding,
+            )
+
+        def discriminator() -> PatchDiscriminator:
+            return PatchDiscriminator(
+                channels,
+                net.discriminator_channels,
+                net.discriminator_layers,
+                net.discriminator_norm,
+            )
+
+        self.encoder_clean = encoder(net.num_res)  # E_I
+        self.encoder_corrupt = encoder(net.num_res)  # E_Ia
+        self.encoder_artefact = encoder(max(0, net.num_sides - net.num_down - 1))  # E_a
+        self.decoder_clean = decoder(0)  # G_I
+        self.decoder_corrupt = decoder(net.num_sides)  # G_Ia
+        self.discriminator_clean = discriminator()  # D_I
+        self.discriminator_corrupt = discriminator()  # D_Ia
+        loss = config.loss
+        self.similarity = (
+            get_similarity(loss.similarity, loss.sigma, loss.nmi_bins)
+            if config.uses_similarity
+            else None
+        )
+
+    # -- parameter groups -------------------------------------------------------------------
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the three encoders and two decoders (one optimiser in ADN)."""
+        for module in (
+            self.encoder_clean,
+            self.encoder_corrupt,
+            self.encoder_artefact,
+            self.decoder_clean,
+            self.decoder_corrupt,
+        ):
+            yield from module.parameters()
+
+    def discriminators(self) -> tuple[PatchDiscriminator, PatchDiscriminator]:
+        return self.discriminator_clean, self.discriminator_corrupt
+
+    # -- forward paths ----------------------------------------------------------------------
+    @torch.no_grad()
+    def correct(self, corrupted: torch.Tensor) -> torch.Tensor:
+        """Artefact-reduced images x̂ = G_I(E_Ia(x^a)): (N, C, H, W) -> (N, C, H, W) in [-1, 1]."""
+        code, _ = self.encoder_corrupt(corrupted)
+        return self.decoder_clean(code)
+
+    def forward(self, corrupted: torch.Tensor, clean: torch.Tensor) -> Outputs:
+        """All generator paths of one training step; keys as in the module docstring."""
+        code_corrupt, _ = self.encoder_corrupt(corrupted)
+        _, artefact = self.encoder_artefact(corrupted)
+        code_clean, _ = self.encoder_clean(clean)
+        corrected = self.decoder_clean(code_corrupt)
+        clean_corrupted = self.decoder_corrupt(code_clean, artefact)
+        outputs: Outputs = {
+            "corrupt_recon": self.decoder_corrupt(code_corrupt, artefact),
+            "corrected": corrected,
+            "clean_corrupted": clean_corrupted,
+            "clean_recon": self.decoder_clean(code_clean),
+            "self_reduction": self.decoder_clean(self.encoder_corrupt(clean_corrupted)[0]),
+        }
+        if self.config.full_cycle:
+            outputs["self_synthesis"] = self.decoder_corrupt(
+                self.encoder_clean(corrected)[0], artefact
+            )
+        return outputs
+
+    # -- objectives -------------------------------------------------------------------------
+    def generator_loss(
+        self, corrupted: torch.Tensor, clean: torch.Tensor
+    ) -> tuple[Outputs, Outputs]:
+        """(terms, outputs). terms holds each unweighted loss term and "g_total", the weighted
+        sum of eq. 8 that the generator optimiser minimises; all scalars."""
+        loss = self.config.loss
+        out = self(corrupted, clean)
+        terms: Outputs = {
+            "adv_clean": gan_generator_loss(
+                self.discriminator_clean(out["corrected"]), loss.gan_mode
+            ),
+            "adv_corrupt": gan_generator_loss(
+                self.discriminator_corrupt(out["clean_corrupted"]), loss.gan_mode
+            ),
+            "rec": l1(out["corrupt_recon"], corrupted) + l1(out["clean_recon"], clean),
+            "self_reduction": l1(out["self_reduction"], clean),
+            "art": l1(
+                corrupted.float() - out["corrected"].float(),
+                out["clean_corrupted"].float() - clean.float(),
+            ),
+        }
+        total = (
+            loss.lambda_adv * (terms["adv_clean"] + terms["adv_corrupt"])
+            + loss.lambda_rec * terms["rec"]
+            + loss.lambda_cycle * terms["self_reduction"]
+            + loss.lambda_art * terms["art"]
+        )
+        if "self_synthesis" in out:
+            terms["self_synthesis"] = l1(out["self_synthesis"], corrupted)
+            total = total + loss.lambda_cycle * terms["self_synthesis"]
+        if self.similarity is not None:
+            corrected = out["corrected"]
+            terms["sim"] = similarity_loss(corrected[:, 0], corrected[:, 1], self.similarity)
+            total = total + loss.lambda_sim * terms["sim"]
+        terms["g_total"] = total
+        return terms, out
+
+    def discriminator_loss(
+        self, corrupted: torch.Tensor, clean: torch.Tensor, outputs: Outputs
+    ) -> Outputs:
+        """D_I: clean y real vs x̂ fake; D_Ia: x^a real vs ŷ^a fake (fakes detached). Scalars
+        "d_clean", "d_corrupt" and their sum "d_total"."""
+        mode = self.config.loss.gan_mode
+        d_clean = gan_discriminator_loss(
+            self.discriminator_clean(clean),
+            self.discriminator_clean(outputs["corrected"].detach()),
+            mode,
+        )
+        d_corrupt = gan_discriminator_loss(
+            self.discriminator_corrupt(corrupted),
+            self.discriminator_corrupt(outputs["clean_corrupted"].detach()),
+            mode,
+        )
+        return {"d_clean": d_clean, "d_corrupt": d_corrupt, "d_total": d_clean + d_corrupt}

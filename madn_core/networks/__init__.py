@@ -1,0 +1,8 @@
+"""ADN blocks, encoders, decoders with artefact-feature fusion, PatchGAN discriminators."""
+
+from madn_core.networks.blocks import ConvBlock, LayerNorm2d, ResBlock
+from madn_core.networks.decoder import Decoder
+from madn_core.networks.discriminator import PatchDiscriminator
+from madn_core.networks.encoder import Encoder
+
+__all__ = ["ConvBlock", "Decoder", "Encoder", "LayerNorm2d", "PatchDiscriminator", "ResBlock"]

@@ -1,0 +1,60 @@
+"""Image grids as PNG files (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def save_image_grid(
+    columns: Mapping[str, Sequence[np.ndarray]],
+    path: str | os.PathLike[str],
+    row_labels: Sequence[str] | None = None,
+    value_range: tuple[float, float] | Sequence[tuple[float, float]] = (-1.0, 1.0),
+    title: str | None = None,
+) -> Path:
+    """Write a grid of grey-scale images: one column per key, one row per list entry.
+
+    columns: {"input": [img_row0, img_row1, ...], "corrected": [...], ...}, each image (H, W).
+    value_range: display window, one for all rows or one per row (e.g. CT and MRI rows).
+    The PNG is written to a temporary name and renamed, so readers never see half a file.
+    """
+    names = list(columns)
+    rows = len(columns[names[0]])
+    ranges = [value_range] * rows if isinstance(value_range[0], (int, float)) else list(value_range)
+    fig, axes = plt.subplots(
+        rows, len(names), figsize=(2.2 * len(names), 2.2 * rows), squeeze=False
+    )
+    for c, name in enumerate(names):
+        for r in range(rows):
+            ax = axes[r][c]
+            low, high = ranges[r]
+            ax.imshow(np.asarray(columns[name][r]), cmap="gray", vmin=low, vmax=high)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=9)
+            if c == 0 and row_labels is not None:
+                ax.set_ylabel(row_labels[r], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        fig.savefig(temp, dpi=100)
+        os.replace(temp, path)
+    finally:
+        plt.close(fig)
+        Path(temp).unlink(missing_ok=True)
+    return path

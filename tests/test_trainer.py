@@ -1,0 +1,154 @@
+"""The MADN objective and training loop on tiny generated streak pairs."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from madn_core.checkpoint import CheckpointError, load_model
+from madn_core.trainer import NonFiniteLossError, Trainer, TrainerCallback
+from pipelines.streaks import streak_batches
+
+G_TERMS = {"adv_clean", "adv_corrupt", "rec", "self_reduction", "art", "g_total"}
+D_TERMS = {"d_clean", "d_corrupt", "d_total"}
+
+
+@pytest.mark.parametrize(
+    ("variant", "channels", "extra"),
+    [
+        ("adn-ct", (0,), set()),
+        ("adn-mr", (1,), set()),
+        ("multichannel", (0, 1), set()),
+        ("madn", (0, 1), {"self_synthesis", "sim"}),
+    ],
+)
+def test_every_variant_steps_and_names_its_terms(
+    variant: str, channels: tuple[int, ...], extra: set
+) -> None:
+    trainer = Trainer(tiny_config(variant))
+    corrupted, clean = streak_batches(4, 32, 4, seed=1, channels=channels)[0]
+    values = trainer.train_step(corrupted, clean)
+    assert set(values) == G_TERMS | D_TERMS | extra
+    assert all(torch.isfinite(torch.tensor(v)) for v in values.values())
+
+
+@pytest.mark.parametrize("similarity", ["lncc", "cc", "nmi"])
+def test_similarity_term_uses_configured_measure(similarity: str) -> None:
+    trainer = Trainer(tiny_config("madn", **{"loss.similarity": similarity, "loss.sigma": 2.0}))
+    corrupted, clean = streak_batches(4, 32, 4, seed=1)[0]
+    values = trainer.train_step(corrupted, clean)
+    assert 0.0 <= values["sim"] <= 1.0
+
+
+def test_vanilla_gan_objective() -> None:
+    trainer = Trainer(tiny_config("madn", **{"loss.gan_mode": "vanilla"}))
+    values = trainer.train_step(*streak_batches(4, 32, 4, seed=1)[0])
+    # BCE of a random discriminator is near log 2, least squares near 0.25-1
+    assert 0.3 < values["d_clean"] < 1.5
+
+
+def test_reconstruction_loss_falls() -> None:
+    trainer = Trainer(tiny_config("madn", **{"train.epochs": 6}))
+    batches = streak_batches(32, 32, 4, seed=2)
+    history = trainer.fit(batches)
+    assert trainer.step == 48
+    first, last = history[0]["train/rec"], history[-1]["train/rec"]
+    assert last < 0.6 * first, (first, last)
+    assert history[-1]["train/g_total"] < history[0]["train/g_total"]
+
+
+def test_resume_is_bit_exact(tmp_path: Path) -> None:
+    batches = streak_batches(8, 32, 4, seed=3)
+
+    def shuffled(epoch: int) -> list:
+        order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(epoch))
+        return [batches[i] for i in order]
+
+    straight = Trainer(tiny_config("madn", **{"train.epochs": 3}))
+    straight.fit(shuffled)
+
+    first = Trainer(tiny_config("madn", **{"train.epochs": 3}))
+    first.fit(shuffled, epochs=1, checkpoint_path=tmp_path / "last.ckpt")
+    resumed = Trainer(tiny_config("madn", **{"train.epochs": 3}))
+    resumed.load(tmp_path / "last.ckpt")
+    assert resumed.epoch == 1 and resumed.step == 2
+    resumed.fit(shuffled)
+
+    assert resumed.history == straight.history
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_non_finite_loss_is_a_clear_error_before_any_update() -> None:
+    trainer = Trainer(tiny_config("madn"))
+    corrupted, clean = streak_batches(4, 32, 4, seed=4)[0]
+    corrupted = corrupted.clone()
+    corrupted[0, 0, 0, 0] = float("nan")
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 1: .*rec=nan"):
+        trainer.train_step(corrupted, clean)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+class Recorder(TrainerCallback):
+    def __init__(self, stop_after: int) -> None:
+        self.steps: list[int] = []
+        self.epochs: list[tuple[int, dict]] = []
+        self.stop_after = stop_after
+
+    def on_step(self, trainer: Trainer, step: int, losses: dict[str, float]) -> None:
+        self.steps.append(step)
+
+    def on_epoch(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        self.epochs.append((epoch, metrics))
+        if epoch >= self.stop_after:
+            trainer.request_stop()
+
+
+def test_callbacks_validation_and_stop() -> None:
+    recorder = Recorder(stop_after=2)
+    trainer = Trainer(tiny_config("adn-ct", **{"train.epochs": 5}), callbacks=[recorder])
+    batches = streak_batches(8, 32, 4, seed=5, channels=(0,))
+
+    def validate(model: torch.nn.Module, epoch: int) -> dict[str, float]:
+        assert not torch.is_grad_enabled()
+        return {"val/score": float(epoch)}
+
+    trainer.fit(batches, validate=validate)
+    assert recorder.steps == [1, 2, 3, 4]
+    assert [e for e, _ in recorder.epochs] == [1, 2]
+    assert recorder.epochs[1][1]["val/score"] == 2.0
+    assert "train/rec" in recorder.epochs[0][1]
+
+
+def test_bf16_autocast_and_channels_last_run_on_cpu() -> None:
+    trainer = Trainer(tiny_config("madn", **{"train.amp": True, "train.channels_last": True}))
+    values = trainer.train_step(*streak_batches(4, 32, 4, seed=6)[0])
+    assert all(torch.isfinite(torch.tensor(v)) for v in values.values())
+
+
+def test_checkpoint_errors(tmp_path: Path) -> None:
+    trainer = Trainer(tiny_config("adn-ct"))
+    path = trainer.save(tmp_path / "adn.ckpt")
+    model = load_model(path, expected_variant="adn-ct")
+    assert not model.training
+    with pytest.raises(
+        CheckpointError, match=r"adn.ckpt: checkpoint is of variant 'adn-ct', expected 'madn'"
+    ):
+        load_model(path, expected_variant="madn")
+    with pytest.raises(CheckpointError, match="checkpoint file not found"):
+        load_model(tmp_path / "missing.ckpt")
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"broken\.ckpt: not a readable madn checkpoint"):
+        load_model(broken)
+    other = Trainer(tiny_config("madn"))
+    with pytest.raises(CheckpointError, match="another architecture"):
+        other.load(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "adn.ckpt",
+        "broken.ckpt",
+    ]  # no temp files left
