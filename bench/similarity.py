@@ -2,7 +2,8 @@
 
 Batch 8 x 2 x 256 x 256 (LNCC between channel 0, CT, and channel 1, MRI), sigma 5 px truncated at
 3 sigma (31 taps). Both paths compute the same normalised convolution; the direct one uses the
-full 31x31 window. Prints both times, their ratio and how closely the two agree (must be within 1e-5).
+full 31x31 window. Prints both times, their ratio and how closely
+the two agree (must be within 1e-5).
 
     .venv/bin/python bench/similarity.py [--device cpu|cuda] [--repeats 5]
 """
@@ -19,7 +20,9 @@ import torch
 from madn_core.similarity import lncc_map
 
 
-def time_forward_backward(images: torch.Tensor, separable: bool, repeats: int) -> tuple[float, torch.Tensor]:
+def time_forward_backward(
+    images: torch.Tensor, separable: bool, repeats: int
+) -> tuple[float, torch.Tensor]:
     """Median seconds of one forward+backward of 1 - mean|LNCC|, and the LNCC map."""
     times = []
     result = None
@@ -53,9 +56,18 @@ def main() -> None:
     rel = ((separable_r - direct_r).abs().max() / direct_r.abs().max()).item()
     loss_s, loss_d = 1 - separable_r.abs().mean(), 1 - direct_r.abs().mean()
     rel_loss = ((loss_s - loss_d).abs() / loss_d.abs()).item()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device: {device.type} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print("LNCC sigma 5 (31 taps), batch 8 x 2 x 256 x 256, forward+backward, median of", args.repeats)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu"
+    )
+    print(
+        f"device: {device.type} ({name}), torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
+    print(
+        "LNCC sigma 5 (31 taps), batch 8 x 2 x 256 x 256, forward+backward, median of", args.repeats
+    )
     print(f"  direct 2D (baseline): {direct_s * 1e3:8.1f} ms")
     print(f"  separable:            {separable_s * 1e3:8.1f} ms")
     print(f"  speed-up: {direct_s / separable_s:.1f}x")

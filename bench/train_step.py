@@ -29,7 +29,9 @@ def conv_forward_flops(trainer: Trainer, corrupted: torch.Tensor, clean: torch.T
         k_h, k_w = module.kernel_size
         total += 2 * output.numel() * (module.in_channels // module.groups) * k_h * k_w
 
-    handles = [m.register_forward_hook(hook) for m in trainer.model.modules() if isinstance(m, nn.Conv2d)]
+    handles = [
+        m.register_forward_hook(hook) for m in trainer.model.modules() if isinstance(m, nn.Conv2d)
+    ]
     try:
         trainer.train_step(corrupted, clean)
     finally:
@@ -38,7 +40,9 @@ def conv_forward_flops(trainer: Trainer, corrupted: torch.Tensor, clean: torch.T
     return total
 
 
-def measure(config: MADNConfig, device: torch.device, steps: int, batch: int, size: int) -> tuple[float, int]:
+def measure(
+    config: MADNConfig, device: torch.device, steps: int, batch: int, size: int
+) -> tuple[float, int]:
     """(slices per second, forward conv FLOPs per step) for one precision setting."""
     trainer = Trainer(config, device=device)
     generator = torch.Generator().manual_seed(0)
@@ -60,19 +64,29 @@ def measure(config: MADNConfig, device: torch.device, steps: int, batch: int, si
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default: 3 CPU, 30 GPU)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps (default: 3 CPU, 30 GPU)"
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
     device = torch.device(args.device)
     steps = args.steps or (30 if device.type == "cuda" else 3)
-    base = MADNConfig.from_dict({"variant": "madn", "image_size": args.size, "train": {"batch_size": args.batch}})
+    base = MADNConfig.from_dict(
+        {"variant": "madn", "image_size": args.size, "train": {"batch_size": args.batch}}
+    )
     settings = {"fp32": base}
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         settings["bf16 autocast"] = base.with_overrides({"train.amp": True})
-        settings["bf16 + channels_last"] = base.with_overrides({"train.amp": True, "train.channels_last": True})
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+        settings["bf16 + channels_last"] = base.with_overrides(
+            {"train.amp": True, "train.channels_last": True}
+        )
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu, {torch.get_num_threads()} threads"
+    )
     print(f"device: {name}; torch {torch.__version__}")
     print(f"MADN step, batch {args.batch} x 2 x {args.size} x {args.size}, {steps} timed steps")
     baseline = None

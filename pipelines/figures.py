@@ -20,11 +20,13 @@ def save_image_grid(
     row_labels: Sequence[str] | None = None,
     value_range: tuple[float, float] | Sequence[tuple[float, float]] = (-1.0, 1.0),
     title: str | None = None,
+    column_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> Path:
     """Write a grid of grey-scale images: one column per key, one row per list entry.
 
     columns: {"input": [img_row0, img_row1, ...], "corrected": [...], ...}, each image (H, W).
     value_range: display window, one for all rows or one per row (e.g. CT and MRI rows).
+    column_ranges: display windows by column name, overriding value_range (e.g. MRI columns).
     The PNG is written to a temporary name and renamed, so readers never see half a file.
     """
     names = list(columns)
@@ -36,7 +38,7 @@ def save_image_grid(
     for c, name in enumerate(names):
         for r in range(rows):
             ax = axes[r][c]
-            low, high = ranges[r]
+            low, high = (column_ranges or {}).get(name, ranges[r])
             ax.imshow(np.asarray(columns[name][r]), cmap="gray", vmin=low, vmax=high)
             ax.set_xticks([])
             ax.set_yticks([])

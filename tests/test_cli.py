@@ -36,6 +36,22 @@ def test_demo_trains_and_writes_results(tmp_path: Path) -> None:
     [
         (("demo", "--size", "30"), "madn demo: error: --size must be divisible by 4, got 30"),
         (("demo", "--epochs", "0"), "must be a positive integer, got 0"),
+        (
+            ("synth", "--out", "/tmp/x", "--subjects", "-1"),
+            "madn synth: error: --subjects must be >= 1, got -1",
+        ),
+        (
+            ("synth", "--out", "/tmp/x", "--metal-fraction", "1.5"),
+            "--metal-fraction must be in [0, 1], got 1.5",
+        ),
+        (
+            ("synth", "--out", "/tmp/x", "--size", "-8"),
+            "--size must be >= 32 and divisible by 4, got -8",
+        ),
+        (
+            ("synth", "--out", "/proc/madn-nope"),
+            "madn synth: error: cannot write to output folder /proc/madn-nope",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], message: str) -> None:
@@ -43,3 +59,11 @@ def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], message: str) 
     assert result.returncode == 2
     assert message in result.stderr
     assert result.stderr.strip().splitlines()[-1].count("error") == 1
+
+
+def test_synth_writes_manifest_and_figure(tmp_path: Path) -> None:
+    args = ("synth", "--out", str(tmp_path), "--subjects", "2", "--size", "64", "--slices", "2")
+    result = run(*args, "--figure", str(tmp_path / "grid.png"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "manifest.csv").read_text().count("\n") == 3
+    assert (tmp_path / "grid.png").stat().st_size > 5000

@@ -1,0 +1,4 @@
+"""Synthetic paired hip CT/MRI volumes with physics-based metal artefacts.
+
+See docs/synthesis.md.
+"""
