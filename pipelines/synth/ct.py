@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipelines.synth.tissues import TISSUES
+
 # Mass attenuation coefficients mu/rho (cm^2/g), NIST XCOM (total with coherent), approximate.
 TABLE_KEV = np.array([20.0, 30.0, 40.0, 50.0, 60.0, 80.0, 100.0, 150.0])
 MU_RHO = {
@@ -224,8 +226,6 @@ def material_maps(tissue: np.ndarray, density_scale: np.ndarray | None = None) -
     """(B, S, S) tissue ids -> (B, 4, S, S) partial densities from tissues.TISSUES.
 
     density_scale: optional per-tissue multiplier (per-subject variation)."""
-    from pipelines.synth.tissues import TISSUES
-
     table = np.array([[t.water, t.bone, t.titanium, t.cocr] for t in TISSUES], dtype=np.float32)
     if density_scale is not None:
         table = table * density_scale[:, None]

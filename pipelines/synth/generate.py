@@ -108,8 +108,7 @@ def simulate_subject(
     chi = np.array([t.chi_ppm for t in TISSUES])
     bias = smooth_bias(phantom.tissue.shape, rng, config.mri.bias)
     clean_signal = t1[phantom.tissue_clean] * bias
-    noise_rng_state = np.random.default_rng(noise_seed)
-    mri_clean = rician(clean_signal, config.mri.noise, noise_rng_state)
+    mri_clean = rician(clean_signal, config.mri.noise, np.random.default_rng(noise_seed))
     if has_metal:
         signal, _ = susceptibility_artefact(
             t1[phantom.tissue] * bias,
