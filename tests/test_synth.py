@@ -50,7 +50,7 @@ def test_water_calibration_and_noise() -> None:
 
 def test_streaks_far_from_implant(implanted, distance_to_metal_mm) -> None:
     v = implanted.volumes
-    muscle = ndimage.binary_erosion(make_phantom_tissue(0) == MUSCLE, iterations=2)
+    muscle = ndimage.binary_erosion(implanted.tissue == MUSCLE, iterations=2)
     far = muscle & (distance_to_metal_mm > 60.0) & np.isfinite(distance_to_metal_mm)
     assert far.sum() > 200
     assert v["ct"][far].std() >= 2.0 * v["ct_clean"][far].std()
@@ -58,7 +58,7 @@ def test_streaks_far_from_implant(implanted, distance_to_metal_mm) -> None:
 
 def test_dark_and_bright_streaks_near_implant(implanted, distance_to_metal_mm) -> None:
     v = implanted.volumes
-    soft = np.isin(make_phantom_tissue(0), [MUSCLE, FAT])
+    soft = np.isin(implanted.tissue, [MUSCLE, FAT])
     near = soft & (distance_to_metal_mm > 3.0) & (distance_to_metal_mm < 40.0)
     assert (v["ct"][near] < -300).sum() > 10
     assert (v["ct"][near] > 300).sum() > 10
@@ -70,7 +70,7 @@ def test_clean_subject_has_no_artefact() -> None:
     v = subject.volumes
     assert not v["metal_mask"].any()
     assert np.array_equal(v["ct"], v["ct_clean"]) and np.array_equal(v["mri"], v["mri_clean"])
-    muscle = ndimage.binary_erosion(make_phantom_tissue(1, metal=False) == MUSCLE, iterations=2)
+    muscle = ndimage.binary_erosion(subject.tissue == MUSCLE, iterations=2)
     assert (
         abs(v["ct"][muscle].mean() - 50.0) < 25.0
     )  # nominal muscle HU, within per-subject variation
@@ -127,10 +127,3 @@ def test_written_volumes_and_manifest(tmp_path: Path) -> None:
     assert image.GetSize() == (64, 64, 3)
     assert image.GetSpacing() == pytest.approx((6.0, 6.0, 40.0))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
-
-
-def make_phantom_tissue(index: int, metal: bool = True) -> np.ndarray:
-    """The clean tissue map of CONFIG's subject `index` (same RNG stream as simulate_subject)."""
-    rng = np.random.default_rng([CONFIG.seed, index])
-    side = str(rng.choice(["left", "right"])) if metal else None
-    return make_phantom(CONFIG.size, CONFIG.slices, rng, side).tissue_clean

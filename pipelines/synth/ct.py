@@ -110,12 +110,11 @@ class ParallelBeamCT:
         batch = images.shape[0]
         out = torch.empty(batch, self.views, self.bins, device=images.device)
         source = images.unsqueeze(0)
-        s = self.offsets
+        t = self.offsets.view(1, 1, -1)  # detector position
+        r = self.offsets.view(1, -1, 1)  # position along the ray
         for start in range(0, self.views, chunk):
             theta = self.angles[start : start + chunk]
             cos, sin = theta.cos().view(-1, 1, 1), theta.sin().view(-1, 1, 1)
-            t = s.view(1, 1, -1)  # detector position
-            r = s.view(1, -1, 1)  # position along the ray
             gx = t * cos - r * sin
             gy = t * sin + r * cos
             grid = torch.stack([gx.expand(-1, self.bins, -1), gy.expand(-1, self.bins, -1)], dim=-1)

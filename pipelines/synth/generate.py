@@ -67,15 +67,23 @@ class SynthConfig:
 
 @dataclass
 class Subject:
+    """volumes: name -> (K, S, S) array as written; tissue: (K, S, S) tissue ids of the anatomy
+    without metal (what the simulation was built from, for checks and figures)."""
+
     subject_id: str
     side: str | None
-    volumes: dict[str, np.ndarray]  # name -> (K, S, S)
+    volumes: dict[str, np.ndarray]
+    tissue: np.ndarray
+
+
+def subject_id(index: int) -> str:
+    return f"sub-{index:03d}"
 
 
 def subject_plan(config: SynthConfig) -> list[tuple[str, bool]]:
     """(subject_id, has_metal) for every subject: the first round(fraction * n) have metal."""
     with_metal = round(config.metal_fraction * config.subjects)
-    return [(f"sub-{i:03d}", i < with_metal) for i in range(config.subjects)]
+    return [(subject_id(i), i < with_metal) for i in range(config.subjects)]
 
 
 def simulate_subject(
@@ -128,7 +136,7 @@ def simulate_subject(
         "ct_clean": ct_clean,
         "mri_clean": mri_clean.astype(np.float32),
     }
-    return Subject(f"sub-{index:03d}", side, volumes)
+    return Subject(subject_id(index), side, volumes, phantom.tissue_clean)
 
 
 def write_nifti(volume: np.ndarray, path: Path, voxel_mm: tuple[float, float, float]) -> None:
