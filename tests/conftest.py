@@ -25,3 +25,29 @@ def tiny_config(variant: str = "madn", **overrides: object) -> MADNConfig:
         }
     )
     return config.with_overrides(overrides) if overrides else config
+
+
+@pytest.fixture(scope="session")
+def synth_manifest(tmp_path_factory: pytest.TempPathFactory):
+    """8 synthetic subjects (4 implanted), 32 x 32 x 8: the shared raw input of data tests."""
+    from pipelines.synth.generate import SynthConfig, synthesize
+
+    out = tmp_path_factory.mktemp("synth")
+    config = SynthConfig(subjects=8, metal_fraction=0.5, size=32, slices=8, seed=11)
+    return synthesize(config, out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def dataset_path(synth_manifest, tmp_path_factory: pytest.TempPathFactory):
+    """`synth_manifest` ingested at 32 px without registration (2 test, 2 val subjects)."""
+    from pipelines.ingest import IngestConfig, ingest
+    from pipelines.registration import RegistrationConfig
+
+    config = IngestConfig(
+        size=32,
+        registration=RegistrationConfig(mode="none"),
+        val_fraction=0.25,
+        test_subjects="2",
+        seed=0,
+    )
+    return ingest(synth_manifest, tmp_path_factory.mktemp("cache"), config, progress=False).path

@@ -10,19 +10,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 import madn_core
+from tune.commands import ingest, train
+from tune.commands.common import UsageError, positive_int
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+_positive = positive_int
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
@@ -126,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _add_demo(commands)
     _add_synth(commands)
+    ingest.add(commands)
+    train.add(commands)
     return parser
 
 
@@ -135,7 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (UsageError, madn_core.ConfigError, FileNotFoundError, ValueError) as error:
+    except (
+        UsageError,
+        madn_core.ConfigError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+    ) as error:
         print(f"madn {args.command}: error: {error}", file=sys.stderr)
         return 2
 

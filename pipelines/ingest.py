@@ -1,0 +1,526 @@
+"""`madn ingest`: CT/MRI volumes described by a manifest -> a cached Parquet slice-shard dataset.
+
+Per subject: read CT and MRI (NIfTI or DICOM), register CT to MRI (none | rigid | rigid +
+B-spline; optionally estimated on a LI-MAR-corrected CT as in the paper), resample everything
+onto an axis-aligned grid around the MRI (labels and masks nearest-neighbour), crop or pad to
+`size` x `size` around the body, skip empty slices, map intensities to [-1, 1] (parameters kept
+per slice), and write Parquet shards (`pipelines.shards`).
+
+The dataset lives in `CACHE/<key>/`, key = hash of the input files' contents and of the
+preprocessing configuration. It is built in a temporary folder inside CACHE and renamed into
+place after `dataset.json` is written, so an interrupted or failed ingest leaves no dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import random
+import shutil
+import tempfile
+import time
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+from tqdm.auto import tqdm
+
+from pipelines.intensity import IntensityConfig, hu_to_unit, mri_range, mri_to_unit
+from pipelines.manifest import SubjectEntry, read_manifest
+from pipelines.registration import MODES, RegistrationConfig, register
+from pipelines.shards import (
+    IMAGE_COLUMNS,
+    ROW_GROUP_SLICES,
+    SCHEMA_VERSION,
+    schema,
+    slices_table,
+    write_shard,
+)
+from pipelines.volumes import VolumeError, overlap_fraction, read_volume, reference_grid, resample
+
+SPLITS = ("train", "val", "test")
+MAX_SHARD_BYTES = 256 * 2**20
+BODY_HU = -500.0
+MIN_OVERLAP = 0.2
+
+
+class IngestError(ValueError):
+    """Ingestion cannot proceed; the message names the subject and file when there is one."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Everything that changes the dataset's content (and therefore its cache key).
+
+    size: slice side (pixels); spacing_mm: (x, y, z) target spacing or None (see
+    volumes.reference_grid); val_fraction: share of subjects in validation; test_subjects: a
+    count ("2"), a share ("0.2") or a comma-separated list of ids; seed: split seed;
+    register_on_li: estimate the registration on a LI-MAR-corrected CT (implanted subjects);
+    metal_threshold_hu: metal segmentation when the manifest has no metal_mask;
+    min_body_fraction: slices with less body (CT > -500 HU) than this are skipped."""
+
+    size: int = 256
+    spacing_mm: tuple[float, float, float] | None = None
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    register_on_li: bool = False
+    intensity: IntensityConfig = field(default_factory=IntensityConfig)
+    val_fraction: float = 0.2
+    test_subjects: str = "0.2"
+    seed: int = 0
+    metal_threshold_hu: float = 2500.0
+    min_body_fraction: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.size < 8 or self.size % 4:
+            raise IngestError(f"--size must be a multiple of 4 and at least 8, got {self.size}")
+        if self.spacing_mm is not None and (len(self.spacing_mm) != 3 or min(self.spacing_mm) <= 0):
+            raise IngestError(f"--spacing must be three positive mm values, got {self.spacing_mm}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise IngestError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        if self.registration.mode not in MODES:
+            raise IngestError(f"--register must be one of {', '.join(MODES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class IngestResult:
+    """path: the dataset folder; cache_hit: nothing was computed; info: its dataset.json."""
+
+    path: Path
+    key: str
+    cache_hit: bool
+    info: dict[str, Any]
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, or of a folder's files (names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def source_description(entries: list[SubjectEntry]) -> list[dict[str, Any]]:
+    """Per subject: id, has_metal, implant side and {role: {path, sha256}}."""
+    return [
+        {
+            "subject_id": e.subject_id,
+            "has_metal": e.has_metal,
+            "implant_side": e.implant_side,
+            "files": {
+                role: {"path": str(p), "sha256": file_digest(p)} for role, p in e.files.items()
+            },
+        }
+        for e in entries
+    ]
+
+
+def cache_key(sources: list[dict[str, Any]], config: IngestConfig) -> str:
+    """Hash of the schema version, the preprocessing and the input contents (not their paths)."""
+    content = [
+        {
+            "subject_id": s["subject_id"],
+            "has_metal": s["has_metal"],
+            "implant_side": s["implant_side"],
+            "files": {role: f["sha256"] for role, f in sorted(s["files"].items())},
+        }
+        for s in sources
+    ]
+    payload = json.dumps(
+        {"schema": SCHEMA_VERSION, "config": config.to_dict(), "subjects": content},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def assign_splits(
+    entries: list[SubjectEntry], val_fraction: float, test_subjects: str, seed: int
+) -> dict[str, str]:
+    """Subject id -> split. Subjects are shuffled (seeded) within the implanted and the clean
+    group and interleaved, so that each split gets both kinds where numbers allow; test first,
+    then validation, the rest train. Never splits a subject."""
+    ids = [e.subject_id for e in entries]
+    rng = random.Random(seed)
+    groups = [[e.subject_id for e in entries if e.has_metal == flag] for flag in (True, False)]
+    for group in groups:
+        rng.shuffle(group)
+    interleaved = [s for pair in _zip_longest(*groups) for s in pair if s is not None]
+    text = test_subjects.strip()
+    explicit: list[str] | None = None
+    try:
+        number = float(text) if text else 0.0
+    except ValueError:
+        explicit = [t.strip() for t in text.split(",") if t.strip()]
+    if explicit is not None:
+        unknown = [s for s in explicit if s not in ids]
+        if unknown:
+            raise IngestError(f"--test-subjects names unknown subject(s): {', '.join(unknown)}")
+        test = [s for s in interleaved if s in explicit]
+    else:
+        if number < 0 or (number >= 1 and number != int(number)):
+            raise IngestError(
+                f"--test-subjects must be a count, a fraction in [0, 1) or ids, got {text!r}"
+            )
+        count = int(number) if number >= 1 else round(number * len(ids))
+        if count >= len(ids):
+            raise IngestError(f"--test-subjects {text} leaves no training subject")
+        test = interleaved[:count]
+    remaining = [[s for s in g if s not in test] for g in groups]
+    rest = [s for pair in _zip_longest(*remaining) for s in pair if s is not None]
+    val = rest[: round(val_fraction * len(ids))]
+    if len(val) >= len(rest):
+        raise IngestError(f"--val-fraction {val_fraction} leaves no training subject")
+    split = {s: "train" for s in ids}
+    split.update({s: "test" for s in test})
+    split.update({s: "val" for s in val})
+    return split
+
+
+def _zip_longest(*groups: list[str]) -> list[tuple[str | None, ...]]:
+    length = max((len(g) for g in groups), default=0)
+    return [tuple(g[i] if i < len(g) else None for g in groups) for i in range(length)]
+
+
+def _crop_window(body: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left (y, x) of a size x size window centred on the body's in-plane bounding box."""
+    rows, cols = np.flatnonzero(body.any(axis=(0, 2))), np.flatnonzero(body.any(axis=(0, 1)))
+    shape = body.shape[1:]
+    if len(rows) == 0:
+        return (shape[0] - size) // 2, (shape[1] - size) // 2
+    centre_y, centre_x = (rows[0] + rows[-1] + 1) // 2, (cols[0] + cols[-1] + 1) // 2
+    return int(centre_y - size // 2), int(centre_x - size // 2)
+
+
+def _crop(volume: np.ndarray, top: int, left: int, size: int, fill: float) -> np.ndarray:
+    """(Z, H, W) -> (Z, size, size) window at (top, left), padded with `fill` outside."""
+    out = np.full((volume.shape[0], size, size), fill, dtype=volume.dtype)
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + size, volume.shape[1]), min(left + size, volume.shape[2])
+    if y1 > y0 and x1 > x0:
+        out[:, y0 - top : y1 - top, x0 - left : x1 - left] = volume[:, y0:y1, x0:x1]
+    return out
+
+
+def _li_corrected(ct: sitk.Image, metal: np.ndarray) -> sitk.Image:
+    """The CT with LI-MAR applied slice by slice on its own grid (for estimating registration)."""
+    from pipelines.mar import li_mar
+
+    array = sitk.GetArrayFromImage(ct).astype(np.float32)
+    corrected = li_mar(array, metal.astype(bool), pixel_mm=float(ct.GetSpacing()[0]))
+    image = sitk.GetImageFromArray(corrected)
+    image.CopyInformation(ct)
+    return image
+
+
+def process_subject(
+    entry: SubjectEntry, split: str, config: IngestConfig, ground_truth: bool, out_dir: str
+) -> dict[str, Any]:
+    """Ingest one subject into `out_dir/<subject>-<part>.parquet`; returns its counts."""
+    name = f"subject {entry.subject_id}"
+    images = {role: read_volume(path, f"{name} {role}") for role, path in entry.files.items()}
+    ct, mri = images["ct"], images["mri"]
+    overlap = overlap_fraction(ct, mri)
+    if overlap < MIN_OVERLAP:
+        raise IngestError(
+            f"{name}: CT {entry.files['ct']} and MRI {entry.files['mri']} do not overlap "
+            f"({overlap:.0%} of the smaller volume; expected at least {MIN_OVERLAP:.0%})"
+        )
+    for role in ("ct_clean", "metal_mask"):
+        if role in images and images[role].GetSize() != ct.GetSize():
+            raise IngestError(
+                f"{name}: {role} {entry.files[role]} has size {images[role].GetSize()}, "
+                f"expected the CT's {ct.GetSize()}"
+            )
+    ct_array = sitk.GetArrayViewFromImage(ct)
+    if "metal_mask" in images:
+        metal_native = sitk.GetArrayFromImage(images["metal_mask"]) > 0
+    else:
+        metal_native = ct_array > config.metal_threshold_hu
+    metal_image = sitk.GetImageFromArray(metal_native.astype(np.uint8))
+    metal_image.CopyInformation(ct)
+
+    moving = ct
+    if config.register_on_li and metal_native.any() and config.registration.mode != "none":
+        moving = _li_corrected(ct, metal_native)
+    transform = register(mri, moving, config.registration)
+
+    grid = reference_grid(mri, config.size, config.spacing_mm)
+    low_hu = config.intensity.ct_min
+    ct_r = resample(ct, grid, transform, default=low_hu)
+    mri_r = resample(mri, grid)
+    metal_r = resample(metal_image, grid, transform, nearest=True).astype(np.uint8)
+    labels_r = (
+        resample(images["labels"], grid, nearest=True).astype(np.uint8)
+        if "labels" in images
+        else np.zeros(ct_r.shape, np.uint8)
+    )
+    ct_clean_r = mri_clean_r = None
+    if ground_truth:
+        ct_clean_r = (
+            resample(images["ct_clean"], grid, transform, default=low_hu)
+            if "ct_clean" in images
+            else ct_r
+        )
+        mri_clean_r = resample(images["mri_clean"], grid) if "mri_clean" in images else mri_r
+
+    mri_low, mri_high = mri_range(mri_r, config.intensity.mri_percentiles)
+    top, left = _crop_window(ct_r > BODY_HU, config.size)
+    size = config.size
+    crop = {
+        "ct": _crop(ct_r, top, left, size, low_hu),
+        "mri": _crop(mri_r, top, left, size, mri_low),
+        "metal_mask": _crop(metal_r, top, left, size, 0),
+        "labels": _crop(labels_r, top, left, size, 0),
+    }
+    if ground_truth:
+        crop["ct_clean"] = _crop(ct_clean_r, top, left, size, low_hu)
+        crop["mri_clean"] = _crop(mri_clean_r, top, left, size, mri_low)
+    body_fraction = (crop["ct"] > BODY_HU).mean(axis=(1, 2))
+    keep = np.flatnonzero(body_fraction >= config.min_body_fraction)
+    has_metal = crop["metal_mask"][keep].any(axis=(1, 2))
+    order = keep[np.lexsort((keep, ~has_metal))]  # metal slices first: homogeneous row groups
+    n = len(order)
+    spacing = grid.GetSpacing()
+    origin = grid.GetOrigin()
+    columns: dict[str, Any] = {
+        "subject_id": [entry.subject_id] * n,
+        "slice_index": order.astype(np.int32),
+        "split": [split] * n,
+        "has_metal": crop["metal_mask"][order].any(axis=(1, 2)),
+        "subject_has_metal": np.full(n, entry.has_metal),
+        "implant_side": [entry.implant_side] * n,
+        "ct_min": np.full(n, config.intensity.ct_min, np.float32),
+        "ct_max": np.full(n, config.intensity.ct_max, np.float32),
+        "mri_low": np.full(n, mri_low, np.float32),
+        "mri_high": np.full(n, mri_high, np.float32),
+        "spacing_x": np.full(n, spacing[0]),
+        "spacing_y": np.full(n, spacing[1]),
+        "spacing_z": np.full(n, spacing[2]),
+        "origin_x": np.full(n, origin[0] + left * spacing[0]),
+        "origin_y": np.full(n, origin[1] + top * spacing[1]),
+        "origin_z": origin[2] + order * spacing[2],
+        "metal_mask": crop["metal_mask"][order],
+        "labels": crop["labels"][order],
+    }
+    window = (config.intensity.ct_min, config.intensity.ct_max)
+    for role in IMAGE_COLUMNS:
+        if role in crop:
+            volume = crop[role][order]
+            columns[role] = (
+                hu_to_unit(volume, *window)
+                if role.startswith("ct")
+                else mri_to_unit(volume, mri_low, mri_high)
+            )
+    table_schema = schema(size, ground_truth)
+    bytes_per_slice = size * size * (4 * (4 if ground_truth else 2) + 2)
+    per_shard = max(ROW_GROUP_SLICES, MAX_SHARD_BYTES // bytes_per_slice)
+    shards = []
+    for part, start in enumerate(range(0, n, per_shard)):
+        table = slices_table(
+            {k: v[start : start + per_shard] for k, v in columns.items()}, table_schema
+        )
+        shard = f"{entry.subject_id}-{part:03d}.parquet"
+        write_shard(table, Path(out_dir) / shard)
+        shards.append(shard)
+    return {
+        "subject_id": entry.subject_id,
+        "split": split,
+        "shards": shards,
+        "metal_slices": int(columns["has_metal"].sum()),
+        "clean_slices": int(n - columns["has_metal"].sum()),
+        "skipped_slices": int(ct_r.shape[0] - n),
+        "has_labels": "labels" in images,
+    }
+
+
+def _init_worker() -> None:
+    """Worker processes use one thread each: parallelism comes from the processes."""
+    import torch
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    torch.set_num_threads(1)
+
+
+def ingest(
+    manifest: str | os.PathLike[str],
+    cache: str | os.PathLike[str],
+    config: IngestConfig | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> IngestResult:
+    """Build (or find) the dataset for `manifest` under `cache`. Raises IngestError,
+    ManifestError or VolumeError (all ValueError) with nothing left in `cache`."""
+    config = config or IngestConfig()
+    if workers < 1:
+        raise IngestError(f"--workers must be >= 1, got {workers}")
+    entries = read_manifest(manifest)
+    sources = source_description(entries)
+    key = cache_key(sources, config)
+    root = Path(cache)
+    target = root / key
+    if (target / "dataset.json").is_file():
+        info = json.loads((target / "dataset.json").read_text())
+        return IngestResult(target, key, True, info)
+    if root.exists() and not root.is_dir():
+        raise IngestError(f"cache {root} exists and is not a folder")
+    splits = assign_splits(entries, config.val_fraction, config.test_subjects, config.seed)
+    ground_truth = all(
+        ("ct_clean" in e.files and "mri_clean" in e.files) or not e.has_metal for e in entries
+    )
+    created_root = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
+    except OSError as error:
+        raise IngestError(f"cannot write to cache {root}: {error.strerror}") from None
+    started = time.perf_counter()
+    try:
+        results = _run_subjects(entries, splits, config, ground_truth, staging, workers, progress)
+        info = _dataset_info(key, manifest, sources, config, ground_truth, results, splits)
+        info["ingest_seconds"] = round(time.perf_counter() - started, 2)
+        (staging / "dataset.json").write_text(json.dumps(info, indent=2))
+        try:
+            staging.rename(target)
+        except OSError:
+            if not (target / "dataset.json").is_file():
+                raise
+            shutil.rmtree(staging, ignore_errors=True)  # a concurrent ingest finished first
+            return IngestResult(
+                target, key, True, json.loads((target / "dataset.json").read_text())
+            )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_root:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return IngestResult(target, key, False, info)
+
+
+def _run_subjects(
+    entries: list[SubjectEntry],
+    splits: dict[str, str],
+    config: IngestConfig,
+    ground_truth: bool,
+    staging: Path,
+    workers: int,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    bar = tqdm(total=len(entries), desc="ingest", unit="subject", disable=not progress)
+    results: list[dict[str, Any]] = []
+    try:
+        if workers == 1:
+            for entry in entries:
+                results.append(
+                    process_subject(
+                        entry, splits[entry.subject_id], config, ground_truth, str(staging)
+                    )
+                )
+                bar.update(1)
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=context, initializer=_init_worker
+            ) as pool:
+                pending = {
+                    pool.submit(
+                        process_subject, e, splits[e.subject_id], config, ground_truth, str(staging)
+                    )
+                    for e in entries
+                }
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for future in done:
+                        if future.exception() is not None:
+                            for other in pending:
+                                other.cancel()
+                            raise future.exception()  # type: ignore[misc]
+                        results.append(future.result())
+                        bar.update(1)
+    finally:
+        bar.close()
+    order = {e.subject_id: i for i, e in enumerate(entries)}
+    return sorted(results, key=lambda r: order[r["subject_id"]])
+
+
+def _dataset_info(
+    key: str,
+    manifest: str | os.PathLike[str],
+    sources: list[dict[str, Any]],
+    config: IngestConfig,
+    ground_truth: bool,
+    results: list[dict[str, Any]],
+    splits: dict[str, str],
+) -> dict[str, Any]:
+    counts = {
+        split: {
+            "subjects": sum(r["split"] == split for r in results),
+            "metal": sum(r["metal_slices"] for r in results if r["split"] == split),
+            "clean": sum(r["clean_slices"] for r in results if r["split"] == split),
+        }
+        for split in SPLITS
+    }
+    if sum(c["metal"] + c["clean"] for c in counts.values()) == 0:
+        raise IngestError("no slice had any body in it (CT > -500 HU); nothing to write")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "key": key,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "image_size": config.size,
+        "channels": ["ct", "mri"],
+        "has_ground_truth": ground_truth,
+        "subjects_with_labels": [r["subject_id"] for r in results if r["has_labels"]],
+        "source": {
+            "manifest": str(Path(manifest).resolve()),
+            "manifest_sha256": file_digest(Path(manifest)),
+            "subjects": sources,
+        },
+        "preprocessing": config.to_dict(),
+        "splits": {split: sorted(s for s, v in splits.items() if v == split) for split in SPLITS},
+        "counts": counts,
+        "skipped_slices": sum(r["skipped_slices"] for r in results),
+        "shards": [s for r in results for s in r["shards"]],
+    }
+
+
+def parse_spacing(text: str | None) -> tuple[float, float, float] | None:
+    """'1.5' -> (1.5, 1.5, 1.5); '1.5,1.5,3' -> (1.5, 1.5, 3.0); None -> None."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise IngestError(
+            f"--spacing must be mm values like 1.5 or 1.5,1.5,3, got {text!r}"
+        ) from None
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3 or min(values) <= 0 or not all(math.isfinite(v) for v in values):
+        raise IngestError(f"--spacing must be one or three positive mm values, got {text!r}")
+    return (values[0], values[1], values[2])
+
+
+__all__ = [
+    "IngestConfig",
+    "IngestError",
+    "IngestResult",
+    "VolumeError",
+    "assign_splits",
+    "cache_key",
+    "ingest",
+    "parse_spacing",
+    "process_subject",
+]

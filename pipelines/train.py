@@ -1,0 +1,155 @@
+"""Train one model on an ingested dataset: what `madn train` runs and each sweep trial calls.
+
+`train_model` builds the Trainer for a MADNConfig, feeds it `UnpairedBatches` of the channels
+the variant uses, validates every epoch (`pipelines.validation`), and writes to `out_dir`:
+- `config.json`: the full model configuration and the data location;
+- `last.ckpt`: the full training state after the latest epoch (atomic; `resume=True` continues
+  from it exactly);
+- `metrics.jsonl`: one JSON object per epoch (`epoch`, `step`, `train/...`, `val/...`),
+  rewritten atomically from the checkpoint's history so that it always matches it;
+- `samples.png`: input / corrected / ground truth for the validation slices with most metal.
+Logging elsewhere (Ray Tune, MLflow) is a `TrainerCallback` passed in by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from madn_core.config import MADNConfig
+from madn_core.trainer import Trainer, TrainerCallback
+from pipelines.dataset import Augment, SliceDataset, UnpairedBatches, channels_for_variant
+from pipelines.figures import save_image_grid
+from pipelines.progress import ProgressBar
+from pipelines.validation import Validator
+
+CHECKPOINT = "last.ckpt"
+
+
+@dataclass
+class TrainResult:
+    """history: per-epoch metrics; checkpoint: last.ckpt; out_dir: the run folder."""
+
+    history: list[dict[str, float]]
+    checkpoint: Path
+    out_dir: Path
+    samples: Path | None
+
+
+class _MetricsLog(TrainerCallback):
+    """Keeps `metrics.jsonl` equal to the trainer's history after every epoch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_epoch(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        write_metrics(self.path, trainer.history)
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    lines = [
+        json.dumps({"epoch": i + 1, **{k: _json_number(v) for k, v in entry.items()}})
+        for i, entry in enumerate(history)
+    ]
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text("\n".join(lines) + ("\n" if lines else ""))
+    os.replace(temporary, path)
+
+
+def _json_number(value: float) -> float | None:
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+def check_image_size(config: MADNConfig, dataset: SliceDataset) -> None:
+    if config.image_size != dataset.size:
+        raise ValueError(
+            f"model image_size {config.image_size} does not match the dataset's {dataset.size} px "
+            f"slices ({dataset.location}); set image_size to {dataset.size}"
+        )
+
+
+def train_model(
+    data: str | os.PathLike[str] | SliceDataset,
+    config: MADNConfig,
+    out_dir: str | os.PathLike[str],
+    resume: bool = False,
+    callbacks: Sequence[TrainerCallback] = (),
+    progress: bool = True,
+    augment: Augment | None = None,
+    max_val_slices: int = 256,
+) -> TrainResult:
+    """Train `config` on the dataset at `data` (path or URI); see the module doc for outputs."""
+    dataset = data if isinstance(data, SliceDataset) else SliceDataset(data)
+    check_image_size(config, dataset)
+    out = Path(out_dir)
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise FileExistsError(
+            f"{checkpoint} exists: pass --resume to continue that run, or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    channels = channels_for_variant(config.variant)
+    batches = UnpairedBatches(
+        dataset,
+        split="train",
+        channels=channels,
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+        augment=augment or Augment(flip=True),
+    )
+    validator = Validator(dataset, channels, split="val", max_slices=max_val_slices)
+    (out / "config.json").write_text(
+        json.dumps({"model": config.to_dict(), "data": dataset.location}, indent=2)
+    )
+    metrics_log = _MetricsLog(out / "metrics.jsonl")
+    bars: list[ProgressBar] = []
+    trainer = Trainer(config, callbacks=[metrics_log, *callbacks])
+    if resume and checkpoint.exists():
+        trainer.load(checkpoint)
+    remaining = max(0, config.train.epochs - trainer.epoch)
+    if progress and remaining:
+        bars.append(ProgressBar(remaining * len(batches), f"train {config.variant}"))
+        trainer.callbacks.append(bars[0])
+    try:
+        history = trainer.fit(batches, validate=validator, checkpoint_path=checkpoint)
+    finally:
+        for bar in bars:
+            bar.close()
+    write_metrics(out / "metrics.jsonl", history)
+    if not checkpoint.exists():  # resumed a finished run: keep a checkpoint all the same
+        trainer.save(checkpoint)
+    samples = save_image_grid(
+        validator.sample_grid_images(trainer.model),
+        out / "samples.png",
+        row_labels=[f"CT {i + 1}" for i in range(_rows(validator))]
+        + [f"MRI {i + 1}" for i in range(_rows(validator))],
+        title=f"{config.variant}: validation slices after epoch {trainer.epoch}",
+    )
+    return TrainResult(history=history, checkpoint=checkpoint, out_dir=out, samples=samples)
+
+
+def _rows(validator: Validator) -> int:
+    return min(3, len(validator.inputs))
+
+
+def load_train_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML or JSON file of `madn train` settings (the same keys as the flags)."""
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"config file {file} does not exist")
+    try:
+        content = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"config file {file} is not valid YAML: {error}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ValueError(f"config file {file} must hold a mapping of settings")
+    return content

@@ -1,0 +1,109 @@
+"""`madn train`: train one variant on an ingested dataset, with validation every epoch."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tune.commands.common import UsageError, positive_int
+
+# flag name (underscored, as in a --config file) -> dotted MADNConfig key
+CONFIG_KEYS = {
+    "similarity": "loss.similarity",
+    "lambda_sim": "loss.lambda_sim",
+    "sigma": "loss.sigma",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "seed": "train.seed",
+    "device": "train.device",
+    "amp": "train.amp",
+    "lr": "optim.lr",
+    "base_channels": "network.base_channels",
+    "num_res": "network.num_res",
+}
+FILE_ONLY_KEYS = {"data", "variant", "out", "resume", "model"}
+
+
+def add(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train one model variant on an ingested dataset",
+        description=(
+            "Train adn-ct, adn-mr, multichannel or madn on CACHE/<key> (from `madn ingest`), "
+            "validating every epoch. Writes config.json, last.ckpt, metrics.jsonl and "
+            "samples.png to --out; --resume continues exactly from last.ckpt. Settings may come "
+            "from --config FILE.yaml with the same keys as the flags (underscores; a `model` "
+            "mapping takes any other MADNConfig field); flags win."
+        ),
+    )
+    parser.add_argument("--data", help="dataset folder or URI (CACHE/<key>)")
+    parser.add_argument(
+        "--variant", choices=("adn-ct", "adn-mr", "multichannel", "madn"), help="default: madn"
+    )
+    parser.add_argument("--similarity", choices=("lncc", "cc", "nmi"), help="madn only")
+    parser.add_argument("--lambda-sim", type=float, help="similarity loss weight (default 1)")
+    parser.add_argument("--sigma", type=float, help="LNCC Gaussian std in pixels (default 5)")
+    parser.add_argument("--epochs", type=positive_int, help="default 1")
+    parser.add_argument("--batch-size", type=positive_int, help="default 4")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-5, the paper's)")
+    parser.add_argument("--base-channels", type=positive_int, help="network width (default 64)")
+    parser.add_argument("--num-res", type=positive_int, help="residual blocks (default 4)")
+    parser.add_argument("--seed", type=int, help="default 0")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
+    parser.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
+    parser.add_argument("--out", help="run folder (default: runs/<variant>)")
+    parser.add_argument("--resume", action="store_true", default=None, help="continue --out")
+    parser.add_argument("--config", help="YAML/JSON file of the same settings")
+    parser.set_defaults(handler=run)
+
+
+def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """File settings overridden by the flags given on the command line."""
+    from pipelines.train import load_train_config
+
+    settings: dict[str, Any] = load_train_config(args.config) if args.config else {}
+    unknown = set(settings) - set(CONFIG_KEYS) - FILE_ONLY_KEYS
+    if unknown:
+        raise UsageError(
+            f"{args.config}: unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"expected {', '.join(sorted(set(CONFIG_KEYS) | FILE_ONLY_KEYS))}"
+        )
+    for key in (*CONFIG_KEYS, *FILE_ONLY_KEYS):
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    if not settings.get("data"):
+        raise UsageError("--data is required (the folder `madn ingest` printed)")
+    return settings
+
+
+def build_config(settings: dict[str, Any], image_size: int) -> Any:
+    from madn_core.config import MADNConfig
+
+    base = dict(settings.get("model") or {})
+    base.setdefault("variant", settings.get("variant", "madn"))
+    base["image_size"] = image_size
+    base.setdefault("train", {}).setdefault("epochs", 1)
+    config = MADNConfig.from_dict(base)
+    overrides = {CONFIG_KEYS[k]: v for k, v in settings.items() if k in CONFIG_KEYS}
+    if "base_channels" in settings:
+        overrides["network.discriminator_channels"] = settings["base_channels"]
+    return config.with_overrides(overrides) if overrides else config
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipelines.dataset import SliceDataset
+    from pipelines.train import train_model
+
+    settings = resolve_settings(args)
+    dataset = SliceDataset(settings["data"])
+    config = build_config(settings, dataset.size)
+    out = settings.get("out") or f"runs/{config.variant}"
+    result = train_model(dataset, config, out, resume=bool(settings.get("resume")))
+    last = result.history[-1] if result.history else {}
+    shown = ("val/score", "val/psnr_ct", "val/nomar/psnr_ct", "val/sigma_ct", "val/nomar/sigma_ct")
+    for key in shown:
+        if key in last:
+            print(f"  {key}: {last[key]:.3f}")
+    print(f"run folder: {result.out_dir} (last.ckpt, metrics.jsonl, samples.png)")
+    return 0
