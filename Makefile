@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(PY) bench/similarity.py
 	$(PY) bench/train_step.py
 	$(PY) bench/mar.py
+	$(PY) bench/loader.py
+	$(PY) bench/ingest.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -51,3 +51,13 @@ def dataset_path(synth_manifest, tmp_path_factory: pytest.TempPathFactory):
         seed=0,
     )
     return ingest(synth_manifest, tmp_path_factory.mktemp("cache"), config, progress=False).path
+
+
+@pytest.fixture(scope="session")
+def trained_run(dataset_path, tmp_path_factory: pytest.TempPathFactory):
+    """A tiny `madn` model trained for one epoch on `dataset_path` (its run folder)."""
+    from pipelines.train import train_model
+
+    config = tiny_config("madn", **{"train.batch_size": 2, "train.epochs": 1})
+    out = tmp_path_factory.mktemp("run")
+    return train_model(dataset_path, config, out, progress=False).out_dir

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 import madn_core
-from tune.commands import ingest, train
+from madn_core.checkpoint import CheckpointError
+from tune.commands import correct, ingest, train
 from tune.commands.common import UsageError, positive_int
 
 Handler = Callable[[argparse.Namespace], int]
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(commands)
     ingest.add(commands)
     train.add(commands)
+    correct.add(commands)
     return parser
 
 
@@ -137,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
         FileExistsError,
         ValueError,
+        CheckpointError,
     ) as error:
         print(f"madn {args.command}: error: {error}", file=sys.stderr)
         return 2
