@@ -155,15 +155,16 @@ def li_mar(
     index = np.flatnonzero(problem.metal_slices)
     if len(index) == 0:
         return problem.finish(problem.hu[index], index)
-    corrected = _li_mu(problem, index)
+    corrected, _, _ = _li_mu(problem, index)
     return problem.finish(problem.to_hu(corrected), index)
 
 
-def _li_mu(problem: _Problem, index: np.ndarray) -> torch.Tensor:
+def _li_mu(problem: _Problem, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """LI on the slices `index`: (image in mu, the reprojected sinogram, the metal trace)."""
     geometry = problem.geometry
     sinogram = geometry.project(problem.to_mu(problem.hu[index]))
     trace = problem.trace(problem.mask[index])
-    return geometry.fbp(_interpolate_trace(sinogram, trace))
+    return geometry.fbp(_interpolate_trace(sinogram, trace)), sinogram, trace
 
 
 def nmar(
@@ -180,7 +181,8 @@ def nmar(
     if len(index) == 0:
         return problem.finish(problem.hu[index], index)
     geometry = problem.geometry
-    li_hu = problem.to_hu(_li_mu(problem, index))
+    li_mu, sinogram, trace = _li_mu(problem, index)
+    li_hu = problem.to_hu(li_mu)
     smoothed = np.stack(
         [ndimage.gaussian_filter(s, settings.prior_smoothing_px) for s in li_hu]
     ).astype(np.float32)
@@ -190,9 +192,7 @@ def nmar(
         np.where(smoothed > settings.bone_threshold_hu, smoothed, 0.0),
     ).astype(np.float32)
     prior_hu[problem.mask[index]] = 0.0  # metal region: soft-tissue-like in the prior
-    sinogram = geometry.project(problem.to_mu(problem.hu[index]))
     prior = geometry.project(problem.to_mu(prior_hu))
-    trace = problem.trace(problem.mask[index])
     # normalise where the prior ray crosses matter; rays through air only keep their raw value
     floor = 0.05 * problem.mu_water * geometry.pixel_cm
     valid = prior > floor
