@@ -291,8 +291,9 @@ def process_subject(
         crop["mri_clean"] = _crop(mri_clean_r, top, left, size, mri_low)
     body_fraction = (crop["ct"] > BODY_HU).mean(axis=(1, 2))
     keep = np.flatnonzero(body_fraction >= config.min_body_fraction)
-    has_metal = crop["metal_mask"][keep].any(axis=(1, 2))
-    order = keep[np.lexsort((keep, ~has_metal))]  # metal slices first: homogeneous row groups
+    kept_metal = crop["metal_mask"][keep].any(axis=(1, 2))
+    sort = np.lexsort((keep, ~kept_metal))  # metal slices first: homogeneous row groups
+    order, has_metal = keep[sort], kept_metal[sort]
     n = len(order)
     spacing = grid.GetSpacing()
     origin = grid.GetOrigin()
@@ -300,7 +301,7 @@ def process_subject(
         "subject_id": [entry.subject_id] * n,
         "slice_index": order.astype(np.int32),
         "split": [split] * n,
-        "has_metal": crop["metal_mask"][order].any(axis=(1, 2)),
+        "has_metal": has_metal,
         "subject_has_metal": np.full(n, entry.has_metal),
         "implant_side": [entry.implant_side] * n,
         "ct_min": np.full(n, config.intensity.ct_min, np.float32),
@@ -340,8 +341,8 @@ def process_subject(
         "subject_id": entry.subject_id,
         "split": split,
         "shards": shards,
-        "metal_slices": int(columns["has_metal"].sum()),
-        "clean_slices": int(n - columns["has_metal"].sum()),
+        "metal_slices": int(has_metal.sum()),
+        "clean_slices": int(n - has_metal.sum()),
         "skipped_slices": int(ct_r.shape[0] - n),
         "has_labels": "labels" in images,
     }

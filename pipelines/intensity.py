@@ -31,17 +31,27 @@ class IntensityConfig:
             )
 
 
-def hu_to_unit(hu: np.ndarray, ct_min: float, ct_max: float) -> np.ndarray:
-    """HU -> [-1, 1] (float32), values outside [ct_min, ct_max] clipped."""
-    scaled = 2.0 * (np.asarray(hu, dtype=np.float32) - ct_min) / (ct_max - ct_min) - 1.0
+def to_unit(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """[low, high] -> [-1, 1] (float32), values outside clipped."""
+    scaled = 2.0 * (np.asarray(values, dtype=np.float32) - low) / (high - low) - 1.0
     return np.clip(scaled, -1.0, 1.0).astype(np.float32, copy=False)
 
 
-def unit_to_hu(unit: np.ndarray, ct_min: float, ct_max: float) -> np.ndarray:
-    """[-1, 1] -> HU (float32); the inverse of `hu_to_unit` inside the window."""
-    return ((np.asarray(unit, dtype=np.float32) + 1.0) * 0.5 * (ct_max - ct_min) + ct_min).astype(
+def from_unit(unit: np.ndarray, low: float, high: float) -> np.ndarray:
+    """[-1, 1] -> [low, high] (float32); the inverse of `to_unit` inside the range."""
+    return ((np.asarray(unit, dtype=np.float32) + 1.0) * 0.5 * (high - low) + low).astype(
         np.float32, copy=False
     )
+
+
+def hu_to_unit(hu: np.ndarray, ct_min: float, ct_max: float) -> np.ndarray:
+    """HU -> [-1, 1] (float32), values outside [ct_min, ct_max] clipped."""
+    return to_unit(hu, ct_min, ct_max)
+
+
+def unit_to_hu(unit: np.ndarray, ct_min: float, ct_max: float) -> np.ndarray:
+    """[-1, 1] -> HU (float32)."""
+    return from_unit(unit, ct_min, ct_max)
 
 
 def mri_range(volume: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
@@ -54,12 +64,9 @@ def mri_range(volume: np.ndarray, percentiles: tuple[float, float]) -> tuple[flo
 
 def mri_to_unit(volume: np.ndarray, low: float, high: float) -> np.ndarray:
     """MRI intensities -> [-1, 1] (float32) given the volume's robust range, clipped."""
-    scaled = 2.0 * (np.asarray(volume, dtype=np.float32) - low) / (high - low) - 1.0
-    return np.clip(scaled, -1.0, 1.0).astype(np.float32, copy=False)
+    return to_unit(volume, low, high)
 
 
 def unit_to_mri(unit: np.ndarray, low: float, high: float) -> np.ndarray:
     """[-1, 1] -> the MRI's original intensity range (float32)."""
-    return ((np.asarray(unit, dtype=np.float32) + 1.0) * 0.5 * (high - low) + low).astype(
-        np.float32, copy=False
-    )
+    return from_unit(unit, low, high)

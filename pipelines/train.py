@@ -123,18 +123,14 @@ def train_model(
     write_metrics(out / "metrics.jsonl", history)
     if not checkpoint.exists():  # resumed a finished run: keep a checkpoint all the same
         trainer.save(checkpoint)
+    rows = min(3, len(validator.inputs))
     samples = save_image_grid(
-        validator.sample_grid_images(trainer.model),
+        validator.sample_grid_images(trainer.model, count=rows),
         out / "samples.png",
-        row_labels=[f"CT {i + 1}" for i in range(_rows(validator))]
-        + [f"MRI {i + 1}" for i in range(_rows(validator))],
+        row_labels=[f"CT {i + 1}" for i in range(rows)] + [f"MRI {i + 1}" for i in range(rows)],
         title=f"{config.variant}: validation slices after epoch {trainer.epoch}",
     )
     return TrainResult(history=history, checkpoint=checkpoint, out_dir=out, samples=samples)
-
-
-def _rows(validator: Validator) -> int:
-    return min(3, len(validator.inputs))
 
 
 def load_train_config(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -68,18 +68,19 @@ def near_implant_band(metal: np.ndarray, spacing_mm: np.ndarray, band_mm: float)
 def muscle_sigmas(
     ct_hu: np.ndarray, labels: np.ndarray, region: np.ndarray | None = None
 ) -> dict[str, float]:
-    """Mean over slices of the HU standard deviation inside each muscle label (NaN if absent)."""
+    """Mean over slices of the HU standard deviation inside each muscle label (NaN if absent).
+
+    ct_hu, labels: (N, H, W); region: optional (N, H, W) bool restricting the muscles (e.g. one
+    side of the body)."""
+    allowed = np.ones(labels.shape, bool) if region is None else region
     result = {}
     for label, name in MUSCLES.items():
-        values = []
-        for image, slice_labels, slice_region in zip(
-            ct_hu, labels, region if region is not None else [None] * len(ct_hu), strict=True
-        ):
-            inside = slice_labels == label
-            if slice_region is not None:
-                inside &= slice_region
-            if inside.sum() >= MIN_MUSCLE_PIXELS:
-                values.append(float(image[inside].std()))
+        inside = (labels == label) & allowed
+        values = [
+            float(image[mask].std())
+            for image, mask in zip(ct_hu, inside, strict=True)
+            if mask.sum() >= MIN_MUSCLE_PIXELS
+        ]
         result[name] = float(np.mean(values)) if values else math.nan
     return result
 
