@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench evaluation clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: $(STAMP)
 	$(PY) bench/mar.py
 	$(PY) bench/loader.py
 	$(PY) bench/ingest.py
+
+# the evaluation in docs/evaluation.md (about 20 minutes on 2 CPU cores)
+evaluation: $(STAMP)
+	MADN=$(VENV)/bin/madn bash bench/evaluation.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import madn_core
 from madn_core.checkpoint import CheckpointError
-from tune.commands import correct, demo, ingest, synth, train
+from tune.commands import correct, demo, evaluate, ingest, synth, train
 from tune.commands.common import UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add(commands)
     ingest.add(commands)
     train.add(commands)
+    evaluate.add(commands)
     correct.add(commands)
     return parser
 

@@ -1,0 +1,411 @@
+"""The paper's evaluation protocol on a dataset's test subjects (`madn evaluate`).
+
+Methods: No MAR (the input), the classical baselines LI and NMAR (CT only), and any number of
+trained models (each corrects the modalities its variant takes). Only implanted test subjects
+are evaluated, as in the paper. Experiments:
+
+1. CT: sigma_CT, the standard deviation in HU of the corrected CT inside each muscle (GMAX,
+   GMED, GMIN, TFL) over the subject's volume, separately on the implanted and the contralateral
+   side. The side is split at the subject's muscle midline (mean x of all muscle voxels); the
+   implanted side is the one holding the metal. Lower is better (artefacts add variance).
+2. MRI: segmentation propagation (`pipelines.propagation`): Dice per muscle of labels propagated
+   between every ordered pair of the methods' MRI volumes. Higher is better.
+3. Synthetic ground truth (when the dataset has it): PSNR and SSIM (images in [-1, 1], data range
+   2) of CT and MRI, on the slices with metal, "overall" = every pixel but the metal, "near" =
+   the band within NEAR_MM of the implant; the mean over a subject's slices is one case.
+
+Every method is compared with a reference (the first MADN model, else the last model given, else
+No MAR) by two-tailed paired t-tests over the cases (subjects, or registration pairs); p < 0.05
+is marked `*` in the tables. Outputs in `out_dir`: `<experiment>_cases.csv` (one row per case),
+`<experiment>_summary.csv` (n, mean, std, p), `<experiment>.md`, `sigma_ct_boxplot.png`,
+`dice_boxplot.png`, `comparison.png` (the paper's Fig. 2: input, each method, ground truth, CT
+and MRI rows, implant outlined in red), `report.md` (all tables) and `summary.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from madn_core.checkpoint import load_model
+from madn_core.metrics import psnr, ssim
+from madn_core.model import MADN
+from madn_core.trainer import resolve_device
+from pipelines.dataset import DatasetError, SliceDataset, channels_for_variant
+from pipelines.evaluation_figures import comparison_grid, dice_boxplot, sigma_boxplot
+from pipelines.intensity import hu_to_unit, unit_to_hu
+from pipelines.mar import li_mar, nmar
+from pipelines.paired_stats import markdown_table, paired_summary
+from pipelines.propagation import MUSCLES, MRIVolume, default_registration, propagate_all
+from pipelines.registration import RegistrationConfig
+from pipelines.validation import correct_batches, near_implant_band
+
+NEAR_MM = 30.0
+NO_MAR = "No MAR"
+BASELINES = {"li": ("LI", li_mar), "nmar": ("NMAR", nmar)}
+VARIANT_LABELS = {
+    "adn-ct": "ADN CT",
+    "adn-mr": "ADN MR",
+    "multichannel": "Multichannel ADN",
+    "madn": "MADN",
+}
+
+
+class EvaluationError(ValueError):
+    """The dataset or the models cannot be evaluated as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """split: the subjects evaluated; baselines: subset of li, nmar; dice: run the MRI
+    propagation experiment; workers: processes for the registrations; device: for the models."""
+
+    split: str = "test"
+    baselines: tuple[str, ...] = ("li", "nmar")
+    dice: bool = True
+    registration: RegistrationConfig = field(default_factory=default_registration)
+    workers: int = 1
+    device: str = "auto"
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise EvaluationError(
+                f"unknown baseline(s) {', '.join(unknown)}: choose from {', '.join(BASELINES)}"
+            )
+
+
+@dataclass
+class EvaluationResult:
+    """Summaries (DataFrames) and files by experiment name: sigma_ct, dice, ground_truth."""
+
+    out_dir: Path
+    reference: str
+    methods: list[str]
+    summaries: dict[str, pd.DataFrame]
+    cases: dict[str, pd.DataFrame]
+    files: dict[str, Path]
+
+
+@dataclass
+class _Subject:
+    """A test subject's slices (Z, H, W) in [-1, 1] and what the measures need."""
+
+    name: str
+    ct: np.ndarray
+    mri: np.ndarray
+    metal: np.ndarray
+    labels: np.ndarray
+    ct_window: tuple[float, float]
+    spacing_xyz: tuple[float, float, float]
+    ct_clean: np.ndarray | None
+    mri_clean: np.ndarray | None
+
+
+def model_labels(models: Mapping[str, MADN]) -> dict[str, MADN]:
+    """Models keyed by display label: given labels are kept; a key that is a path is replaced by
+    its variant's name ("MADN", "ADN CT", ...), numbered when a variant repeats."""
+    labelled: dict[str, MADN] = {}
+    for key, model in models.items():
+        label = key
+        if not key or os.sep in key or key.endswith(".ckpt") or "://" in key or ":/" in key:
+            label = VARIANT_LABELS[model.config.variant]
+        base, number = label, 2
+        while label in labelled:
+            label, number = f"{base} ({number})", number + 1
+        labelled[label] = model
+    return labelled
+
+
+def _load_subjects(dataset: SliceDataset, split: str) -> list[_Subject]:
+    columns = ["ct", "mri", "metal_mask", "labels", "ct_min", "ct_max", "subject_has_metal"]
+    columns += ["spacing_x", "spacing_y", "spacing_z"]
+    if dataset.has_ground_truth:
+        columns += ["ct_clean", "mri_clean"]
+    subjects = []
+    for name in dataset.subjects(split):
+        data = dataset.read_subject(name, columns)
+        if not bool(data["subject_has_metal"][0]):
+            continue
+        subjects.append(
+            _Subject(
+                name=name,
+                ct=data["ct"],
+                mri=data["mri"],
+                metal=data["metal_mask"] > 0,
+                labels=data["labels"],
+                ct_window=(float(data["ct_min"][0]), float(data["ct_max"][0])),
+                spacing_xyz=(
+                    float(data["spacing_x"][0]),
+                    float(data["spacing_y"][0]),
+                    float(data["spacing_z"][0]),
+                ),
+                ct_clean=data.get("ct_clean"),
+                mri_clean=data.get("mri_clean"),
+            )
+        )
+    return subjects
+
+
+def _implant_sides(subject: _Subject) -> tuple[np.ndarray, np.ndarray]:
+    """(Z, H, W) bool masks of the implanted and the contralateral half of the body."""
+    columns = np.arange(subject.labels.shape[2])[None, None, :]
+    muscle_x = np.nonzero(subject.labels > 0)[2]
+    metal_x = np.nonzero(subject.metal)[2]
+    midline = float(muscle_x.mean()) if len(muscle_x) else subject.labels.shape[2] / 2
+    high_side = np.broadcast_to(columns >= midline, subject.labels.shape)
+    implanted = high_side if metal_x.mean() >= midline else ~high_side
+    return implanted, ~implanted
+
+
+def _sigma_cases(
+    outputs: Mapping[str, Mapping[str, dict[str, np.ndarray | None]]], subjects: list[_Subject]
+) -> pd.DataFrame:
+    rows = []
+    for subject in subjects:
+        sides = dict(zip(("implanted", "contralateral"), _implant_sides(subject), strict=True))
+        for method, per_subject in outputs.items():
+            ct = per_subject[subject.name]["ct"]
+            if ct is None:
+                continue
+            hu = unit_to_hu(ct, *subject.ct_window)
+            for label, muscle in MUSCLES.items():
+                for side, region in sides.items():
+                    inside = (subject.labels == label) & region & ~subject.metal
+                    sigma = float(hu[inside].std()) if inside.sum() >= 20 else math.nan
+                    rows.append(
+                        {
+                            "method": method,
+                            "muscle": muscle.upper(),
+                            "side": side,
+                            "subject": subject.name,
+                            "sigma_hu": sigma,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def _ground_truth_cases(
+    outputs: Mapping[str, Mapping[str, dict[str, np.ndarray | None]]], subjects: list[_Subject]
+) -> pd.DataFrame:
+    rows = []
+    for subject in subjects:
+        on = subject.metal.reshape(len(subject.metal), -1).any(axis=1)
+        metal = torch.from_numpy(subject.metal[on])[:, None]
+        spacing = np.full(int(on.sum()), subject.spacing_xyz[0])
+        band = torch.from_numpy(near_implant_band(subject.metal[on], spacing, NEAR_MM))[:, None]
+        regions = {"overall": ~metal, "near": band}
+        for method, per_subject in outputs.items():
+            for modality in ("ct", "mri"):
+                image = per_subject[subject.name][modality]
+                clean = subject.ct_clean if modality == "ct" else subject.mri_clean
+                if image is None or clean is None:
+                    continue
+                pred = torch.from_numpy(np.ascontiguousarray(image[on]))[:, None]
+                target = torch.from_numpy(np.ascontiguousarray(clean[on]))[:, None]
+                for region, mask in regions.items():
+                    for metric, function in (("psnr", psnr), ("ssim", ssim)):
+                        values = function(pred, target, 2.0, mask)
+                        finite = values[torch.isfinite(values)]
+                        rows.append(
+                            {
+                                "method": method,
+                                "modality": modality.upper(),
+                                "metric": metric,
+                                "region": region,
+                                "subject": subject.name,
+                                "value": float(finite.mean()) if finite.numel() else math.nan,
+                            }
+                        )
+    return pd.DataFrame(rows)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    temporary = path.with_name(f".tmp-{path.name}")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+    return path
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    temporary = path.with_name(f".tmp-{path.name}")
+    frame.to_csv(temporary, index=False)
+    os.replace(temporary, path)
+    return path
+
+
+def _reference(models: Mapping[str, MADN]) -> str:
+    for label, model in models.items():
+        if model.config.variant == "madn":
+            return label
+    return list(models)[-1] if models else NO_MAR
+
+
+def evaluate(
+    data: str | os.PathLike[str] | SliceDataset,
+    models: Mapping[str, MADN | str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    config: EvaluationConfig | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Run the protocol (module doc) for `models` (label or path -> MADN or checkpoint path)."""
+    config = config or EvaluationConfig()
+    dataset = data if isinstance(data, SliceDataset) else SliceDataset(data)
+    device = resolve_device(config.device)
+    loaded = {
+        key: (m if isinstance(m, MADN) else load_model(m, map_location=device))
+        for key, m in models.items()
+    }
+    for key, model in loaded.items():
+        if model.config.image_size != dataset.size:
+            raise EvaluationError(
+                f"model {key} works on {model.config.image_size} px slices but "
+                f"{dataset.location} has {dataset.size} px slices"
+            )
+    nets = model_labels({str(k): m for k, m in loaded.items()})
+    if config.split not in set(dataset.index["split"].tolist()):
+        raise DatasetError(f"{dataset.location} has no {config.split!r} split")
+    subjects = _load_subjects(dataset, config.split)
+    if not subjects:
+        raise EvaluationError(
+            f"{dataset.location}: the {config.split!r} split has no implanted subject to evaluate"
+        )
+    reference = _reference(nets)
+    methods = [NO_MAR, *(BASELINES[b][0] for b in config.baselines), *nets]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # every method's output per subject: {"ct": (Z, H, W) in [-1, 1] or None, "mri": ...}
+    outputs: dict[str, dict[str, dict[str, np.ndarray | None]]] = {m: {} for m in methods}
+    steps = len(subjects) * (len(config.baselines) + len(nets))
+    bar = tqdm(total=steps, desc="correct test subjects", unit="run", disable=not progress)
+    for subject in subjects:
+        outputs[NO_MAR][subject.name] = {"ct": subject.ct, "mri": subject.mri}
+        hu = unit_to_hu(subject.ct, *subject.ct_window)
+        for key in config.baselines:
+            label, function = BASELINES[key]
+            corrected = function(hu, subject.metal, pixel_mm=subject.spacing_xyz[0])
+            ct = np.clip(hu_to_unit(corrected, *subject.ct_window), -1.0, 1.0)
+            outputs[label][subject.name] = {"ct": ct.astype(np.float32), "mri": None}
+            bar.update()
+        for label, net in nets.items():
+            channels = channels_for_variant(net.config.variant)
+            inputs = np.stack([getattr(subject, c) for c in channels], axis=1)
+            corrected = correct_batches(net.to(device), inputs, config.batch_size, device)
+            result: dict[str, np.ndarray | None] = {"ct": None, "mri": None}
+            for c, name in enumerate(channels):
+                result[name] = corrected[:, c]
+            outputs[label][subject.name] = result
+            bar.update()
+    bar.close()
+
+    summaries: dict[str, pd.DataFrame] = {}
+    cases: dict[str, pd.DataFrame] = {}
+    files: dict[str, Path] = {}
+    sections = [
+        f"# Evaluation on {len(subjects)} implanted {config.split} subject(s) of "
+        f"{dataset.location}\n",
+        f"Reference for the paired two-tailed t-tests: **{reference}**; `*`: p < 0.05.\n",
+    ]
+
+    ct_methods = [m for m in methods if any(o["ct"] is not None for o in outputs[m].values())]
+    sigma = _sigma_cases(outputs, subjects)
+    cases["sigma_ct"] = sigma
+    summaries["sigma_ct"] = paired_summary(
+        sigma, "sigma_hu", ["muscle", "side"], "subject", reference, ct_methods
+    )
+    table = markdown_table(summaries["sigma_ct"], ["muscle", "side"], ct_methods, digits=1)
+    sections.append("## CT: sigma_CT in muscle (HU, mean ± std over subjects; lower is better)\n")
+    sections.append(table + "\n")
+    files["sigma_ct.md"] = _write_text(out / "sigma_ct.md", table + "\n")
+    files["sigma_boxplot"] = sigma_boxplot(sigma, ct_methods, out / "sigma_ct_boxplot.png")
+
+    mri_methods = [m for m in methods if any(o["mri"] is not None for o in outputs[m].values())]
+    if config.dice and len(subjects) >= 2:
+        volumes = {
+            m: [
+                MRIVolume(s.name, outputs[m][s.name]["mri"], s.labels, s.spacing_xyz)
+                for s in subjects
+            ]
+            for m in mri_methods
+        }
+        pairs = propagate_all(volumes, config.registration, config.workers, progress)
+        dice = pd.DataFrame(
+            [
+                {
+                    "method": p.method,
+                    "muscle": muscle.upper(),
+                    "pair": f"{p.source}->{p.target}",
+                    "dice": value,
+                }
+                for p in pairs
+                for muscle, value in p.dice.items()
+            ]
+        )
+        cases["dice"] = dice
+        mri_reference = reference if reference in mri_methods else mri_methods[-1]
+        summaries["dice"] = paired_summary(
+            dice, "dice", ["muscle"], "pair", mri_reference, mri_methods
+        )
+        table = markdown_table(summaries["dice"], ["muscle"], mri_methods, digits=3)
+        sections.append(
+            "## MRI: Dice of propagated muscle labels (mean ± std over registration pairs; "
+            "higher is better)\n"
+        )
+        sections.append(table + "\n")
+        files["dice.md"] = _write_text(out / "dice.md", table + "\n")
+        files["dice_boxplot"] = dice_boxplot(dice, mri_methods, out / "dice_boxplot.png")
+    elif config.dice:
+        sections.append(
+            "## MRI: Dice\n\nSkipped: label propagation needs two implanted subjects.\n"
+        )
+
+    if dataset.has_ground_truth:
+        truth = _ground_truth_cases(outputs, subjects)
+        cases["ground_truth"] = truth
+        summaries["ground_truth"] = paired_summary(
+            truth, "value", ["modality", "metric", "region"], "subject", reference, methods
+        )
+        table = markdown_table(
+            summaries["ground_truth"], ["modality", "metric", "region"], methods, digits=3
+        )
+        sections.append(
+            "## Synthetic ground truth: PSNR (dB) and SSIM on slices with metal "
+            "(overall: all but metal; near: within 30 mm of the implant; higher is better)\n"
+        )
+        sections.append(table + "\n")
+        files["ground_truth.md"] = _write_text(out / "ground_truth.md", table + "\n")
+
+    for name, frame in cases.items():
+        files[f"{name}_cases.csv"] = _write_csv(out / f"{name}_cases.csv", frame)
+        files[f"{name}_summary.csv"] = _write_csv(out / f"{name}_summary.csv", summaries[name])
+
+    files["comparison"] = comparison_grid(outputs, subjects, methods, out / "comparison.png")
+    sections.append(
+        "## Figures\n\n![sigma_CT](sigma_ct_boxplot.png)\n\n"
+        + ("![Dice](dice_boxplot.png)\n\n" if "dice_boxplot" in files else "")
+        + "![comparison](comparison.png)\n"
+    )
+    files["report"] = _write_text(out / "report.md", "\n".join(sections))
+    summary_json = {
+        "reference": reference,
+        "methods": methods,
+        "subjects": [s.name for s in subjects],
+        "split": config.split,
+        "data": dataset.location,
+        "summaries": {
+            name: json.loads(frame.to_json(orient="records")) for name, frame in summaries.items()
+        },
+    }
+    files["summary.json"] = _write_text(out / "summary.json", json.dumps(summary_json, indent=2))
+    return EvaluationResult(out, reference, methods, summaries, cases, files)
