@@ -253,7 +253,7 @@ def _reference(models: Mapping[str, MADN]) -> str:
 
 def evaluate(
     data: str | os.PathLike[str] | SliceDataset,
-    models: Mapping[str, MADN | str | os.PathLike[str]],
+    models: Mapping[str, torch.nn.Module | str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     config: EvaluationConfig | None = None,
     progress: bool = True,
@@ -263,7 +263,7 @@ def evaluate(
     dataset = data if isinstance(data, SliceDataset) else SliceDataset(data)
     device = resolve_device(config.device)
     loaded = {
-        key: (m if isinstance(m, MADN) else load_model(m, map_location=device))
+        key: (m if isinstance(m, torch.nn.Module) else load_model(m, map_location=device))
         for key, m in models.items()
     }
     for key, model in loaded.items():

@@ -24,7 +24,6 @@ import torch
 from tqdm.auto import tqdm
 
 from madn_core.checkpoint import load_model
-from madn_core.model import MADN
 from madn_core.trainer import resolve_device
 from pipelines.dataset import channels_for_variant
 from pipelines.intensity import (
@@ -74,7 +73,7 @@ def _write(image: sitk.Image, reference: sitk.Image, path: Path) -> Path:
 
 
 def correct_volume(
-    model: MADN | str | os.PathLike[str],
+    model: torch.nn.Module | str | os.PathLike[str],
     ct: str | os.PathLike[str] | None,
     out_dir: str | os.PathLike[str],
     mri: str | os.PathLike[str] | None = None,
@@ -84,9 +83,13 @@ def correct_volume(
     progress: bool = True,
 ) -> CorrectionResult:
     """Correct the given volume(s) and write `<out_dir>/ct_corrected.nii.gz` (HU) and/or
-    `mri_corrected.nii.gz`. `model`: a MADN or a checkpoint path."""
+    `mri_corrected.nii.gz`. `model`: a MADN (or madn_core Corrector) or a checkpoint path."""
     torch_device = resolve_device(device)
-    net = model if isinstance(model, MADN) else load_model(model, map_location=torch_device)
+    net = (
+        model
+        if isinstance(model, torch.nn.Module)
+        else load_model(model, map_location=torch_device)
+    )
     net = net.to(torch_device).eval()
     variant = net.config.variant
     channels = channels_for_variant(variant)

@@ -7,7 +7,8 @@ the variant uses, validates every epoch (`pipelines.validation`), and writes to 
   from it exactly);
 - `metrics.jsonl`: one JSON object per epoch (`epoch`, `step`, `train/...`, `val/...`),
   rewritten atomically from the checkpoint's history so that it always matches it;
-- `samples.png`: input / corrected / ground truth for the validation slices with most metal.
+- `samples.png`: input / corrected / ground truth for the validation slices with most metal,
+  rewritten after every epoch.
 Logging elsewhere (Ray Tune, MLflow) is a `TrainerCallback` passed in by the caller.
 """
 
@@ -49,6 +50,26 @@ class _MetricsLog(TrainerCallback):
 
     def on_epoch(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         write_metrics(self.path, trainer.history)
+
+
+class _SamplesGrid(TrainerCallback):
+    """Rewrites `samples.png` after every epoch, so a watcher (or MLflow) sees progress."""
+
+    def __init__(self, validator: Validator, path: Path, variant: str) -> None:
+        self.validator, self.path, self.variant = validator, path, variant
+
+    def on_epoch(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        write_samples(self.validator, trainer, self.path, self.variant)
+
+
+def write_samples(validator: Validator, trainer: Trainer, path: Path, variant: str) -> Path:
+    rows = min(3, len(validator.inputs))
+    return save_image_grid(
+        validator.sample_grid_images(trainer.model, count=rows),
+        path,
+        row_labels=[f"CT {i + 1}" for i in range(rows)] + [f"MRI {i + 1}" for i in range(rows)],
+        title=f"{variant}: validation slices after epoch {trainer.epoch}",
+    )
 
 
 def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
@@ -108,7 +129,8 @@ def train_model(
     )
     metrics_log = _MetricsLog(out / "metrics.jsonl")
     bars: list[ProgressBar] = []
-    trainer = Trainer(config, callbacks=[metrics_log, *callbacks])
+    samples_grid = _SamplesGrid(validator, out / "samples.png", config.variant)
+    trainer = Trainer(config, callbacks=[metrics_log, samples_grid, *callbacks])
     if resume and checkpoint.exists():
         trainer.load(checkpoint)
     remaining = max(0, config.train.epochs - trainer.epoch)
@@ -123,13 +145,9 @@ def train_model(
     write_metrics(out / "metrics.jsonl", history)
     if not checkpoint.exists():  # resumed a finished run: keep a checkpoint all the same
         trainer.save(checkpoint)
-    rows = min(3, len(validator.inputs))
-    samples = save_image_grid(
-        validator.sample_grid_images(trainer.model, count=rows),
-        out / "samples.png",
-        row_labels=[f"CT {i + 1}" for i in range(rows)] + [f"MRI {i + 1}" for i in range(rows)],
-        title=f"{config.variant}: validation slices after epoch {trainer.epoch}",
-    )
+    samples = out / "samples.png"
+    if not samples.exists():
+        write_samples(validator, trainer, samples, config.variant)
     return TrainResult(history=history, checkpoint=checkpoint, out_dir=out, samples=samples)
 
 

@@ -61,3 +61,13 @@ def trained_run(dataset_path, tmp_path_factory: pytest.TempPathFactory):
     config = tiny_config("madn", **{"train.batch_size": 2, "train.epochs": 1})
     out = tmp_path_factory.mktemp("run")
     return train_model(dataset_path, config, out, progress=False).out_dir
+
+
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """One local Ray runtime for the whole session (2 CPUs, no dashboard)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,6 +1,5 @@
 """The `madn` console script, run as a user runs it."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -21,20 +20,32 @@ def test_help_lists_commands() -> None:
     assert run("demo", "--help").returncode == 0
 
 
-def test_demo_trains_and_writes_results(tmp_path: Path) -> None:
-    result = run("demo", "--out", str(tmp_path), "--epochs", "1", "--size", "32", "--examples", "8")
-    assert result.returncode == 0, result.stderr
-    assert "val/psnr_ct" in result.stdout
-    history = json.loads((tmp_path / "metrics.json").read_text())
-    assert len(history) == 1 and history[0]["val/psnr_ct"] > 0
-    assert (tmp_path / "samples.png").stat().st_size > 1000
-    assert (tmp_path / "last.ckpt").is_file()
+def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
+    """synthesize -> ingest -> sweep -> promote -> report, on embedded defaults (tiny sizes)."""
+    from mlflow import MlflowClient
+
+    args = ["--subjects", "6", "--size", "32", "--slices", "8", "--trials", "3", "--epochs", "1"]
+    result = subprocess.run(
+        [*MADN, "demo", "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for step in ("[1/5] synthesize", "[2/5] ingest", "[3/5] sweep", "[4/5] promote", "[5/5]"):
+        assert step in result.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    report = next((tmp_path / "report").glob("demo-*/report.md"))
+    text = report.read_text()
+    assert "multichannel (baseline)" in text and "lncc" in text and "nmi" in text
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_model_version_by_alias("madn-demo", "champion").version == "1"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("demo", "--size", "30"), "madn demo: error: --size must be divisible by 4, got 30"),
+        (("demo", "--size", "30"), "madn demo: error: --size must be >= 32 and divisible by 4"),
         (("demo", "--epochs", "0"), "must be a positive integer, got 0"),
         (
             ("synth", "--out", "/tmp/x", "--subjects", "-1"),

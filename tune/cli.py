@@ -1,18 +1,22 @@
 """The `madn` command line.
 
-Every command exits non-zero with a one-line reason on bad input (`madn <command>: error: ...`).
+Every command exits non-zero with a one-line reason on bad input (`madn <command>: error: ...`);
+set MADN_TRACEBACK=1 to also print the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
 import madn_core
 from madn_core.checkpoint import CheckpointError
-from tune.commands import correct, demo, evaluate, ingest, synth, train
+from tune.commands import correct, demo, evaluate, ingest, promote, report, sweep, synth, train
 from tune.commands.common import UsageError
+from tune.errors import ServiceError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -30,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add(commands)
     train.add(commands)
     evaluate.add(commands)
+    sweep.add(commands)
+    promote.add(commands)
+    report.add(commands)
     correct.add(commands)
     return parser
 
@@ -47,7 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileExistsError,
         ValueError,
         CheckpointError,
+        ServiceError,
     ) as error:
+        if os.environ.get("MADN_TRACEBACK"):
+            traceback.print_exc()
         print(f"madn {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tune.commands.common import UsageError, positive_int
+from tune.commands.common import positive_int
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -18,28 +18,29 @@ def add(commands: argparse._SubParsersAction) -> None:
             "(the MRI registered to the CT)."
         ),
     )
-    parser.add_argument("--model", required=True, help="checkpoint (last.ckpt from madn train)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="checkpoint (last.ckpt from madn train) or MLflow URI (models:/NAME@champion, "
+        "models:/NAME/VERSION, runs:/RUN_ID/model)",
+    )
     parser.add_argument("--ct", help="CT volume (NIfTI file or DICOM folder)")
     parser.add_argument("--mri", help="MRI volume registered to the CT")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="slices per batch")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ and runs:/")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from madn_core.trainer import resolve_device
     from pipelines.infer import correct_volume
+    from tune.model_source import load_model_source
 
-    if "://" in args.model or args.model.startswith(("models:/", "runs:/")):
-        raise UsageError(
-            f"--model {args.model}: MLflow model URIs are not supported yet; pass a checkpoint"
-        )
-    if not Path(args.model).is_file():
-        raise FileNotFoundError(f"--model {args.model} does not exist")
+    model = load_model_source(args.model, resolve_device(args.device), args.tracking_uri)
     result = correct_volume(
-        args.model, args.ct, args.out, mri=args.mri, device=args.device, batch_size=args.batch_size
+        model, args.ct, args.out, mri=args.mri, device=args.device, batch_size=args.batch_size
     )
     for name, path in result.outputs.items():
         print(f"{name}: {path}")

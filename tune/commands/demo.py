@@ -1,10 +1,20 @@
-"""`madn demo`: the main job end to end on embedded defaults."""
+"""`madn demo`: the main job end to end on embedded defaults.
+
+synthesize -> ingest -> sweep (all three similarity metrics + the multichannel baseline, small
+model, local Ray) -> promote (MLflow registry, sqlite store) -> report. Everything goes under
+--out: the data, `mlflow.db` + `mlartifacts/`, the Tune storage `ray/` and the report. A second
+run adds a new sweep to the same MLflow experiment (and reuses the cached dataset).
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
 
 from tune.commands.common import UsageError, positive_int
+
+EXPERIMENT = "madn-demo"
+MODEL_NAME = "madn-demo"
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -12,38 +22,95 @@ def add(commands: argparse._SubParsersAction) -> None:
         "demo",
         help="run the main job end to end on embedded defaults",
         description=(
-            "Train a small MADN model on generated CT/MRI streak pairs with a progress bar, "
-            "validate it against ground truth, and write a checkpoint, metrics and a sample grid. "
-            "(The synthesize-ingest-sweep-promote-report demo replaces this as those parts land.)"
+            "Synthesize a small hip CT/MRI dataset, ingest it, sweep the similarity metric, "
+            "lambda_sim and sigma with Ray Tune (plus the multichannel baseline), promote the "
+            "best model in the MLflow registry and write the comparison report. Local Ray, "
+            "MLflow on sqlite in --out."
         ),
     )
-    parser.add_argument(
-        "--out", default="madn_work/demo", help="output folder (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--epochs", type=positive_int, default=4, help="training epochs (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--size", type=positive_int, default=64, help="image side in pixels (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--examples", type=positive_int, default=64, help="training pairs (default: %(default)s)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--out", default="madn_work/demo", help="output folder (%(default)s)")
+    parser.add_argument("--subjects", type=positive_int, default=16, help="(%(default)s)")
+    parser.add_argument("--size", type=positive_int, default=64, help="pixels (%(default)s)")
+    parser.add_argument("--slices", type=positive_int, default=12, help="(%(default)s)")
+    parser.add_argument("--trials", type=positive_int, default=8, help="(%(default)s)")
+    parser.add_argument("--epochs", type=positive_int, default=10, help="(%(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="(%(default)s)")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.streak_demo import run_streak_demo
+    from pathlib import Path
 
-    if args.size % 4:
-        raise UsageError(f"--size must be divisible by 4, got {args.size}")
-    summary = run_streak_demo(
-        args.out, epochs=args.epochs, size=args.size, examples=args.examples, seed=args.seed
+    from pipelines.ingest import IngestConfig, ingest
+    from pipelines.registration import RegistrationConfig
+    from pipelines.synth.generate import SynthConfig, synthesize
+    from tune.registry import promote
+    from tune.report import build_report
+    from tune.sweep import SweepSettings, run_sweep
+
+    if args.size < 32 or args.size % 4:
+        raise UsageError(f"--size must be >= 32 and divisible by 4, got {args.size}")
+    start = time.monotonic()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"[1/5] synthesize {args.subjects} subjects ({args.size} px, {args.slices} slices)")
+    manifest = out / "synth" / "manifest.csv"
+    if not manifest.exists():
+        config = SynthConfig(
+            subjects=args.subjects,
+            metal_fraction=0.5,
+            size=args.size,
+            slices=args.slices,
+            seed=args.seed,
+        )
+        manifest = synthesize(config, out / "synth", workers=2)
+    print("[2/5] ingest into Parquet shards")
+    data = ingest(
+        manifest,
+        out / "cache",
+        IngestConfig(
+            size=args.size,
+            registration=RegistrationConfig(mode="none"),
+            val_fraction=0.25,
+            test_subjects="0.2",
+            seed=args.seed,
+        ),
+        workers=2,
+    ).path
+    name = time.strftime("demo-%Y%m%d-%H%M%S")
+    print(f"[3/5] sweep {name}: {args.trials} trials + multichannel baseline, {args.epochs} epochs")
+    result = run_sweep(
+        SweepSettings(
+            data=str(data),
+            trials=args.trials,
+            epochs=args.epochs,
+            experiment=EXPERIMENT,
+            name=name,
+            max_concurrent=2,
+            grace_period=min(3, args.epochs),
+            seed=args.seed,
+            model={"base_channels": 8, "num_res": 1, "batch_size": 4, "lr": 5e-4},
+            workdir=str(out),
+            verbose=1,
+        )
     )
-    final, baseline = summary["final"], summary["no_mar"]
-    print(f"trained {summary['steps']} steps in {summary['seconds']:.1f} s")
-    for key in ("val/psnr_ct", "val/psnr_mri"):
-        print(f"  {key}: corrected {final[key]:.2f} dB vs no MAR {baseline[key]:.2f} dB")
-    print(f"checkpoint, metrics.json and samples.png in {summary['out_dir']}")
+    print(f"      trials: {result.outcomes}; best {result.best_config} = {result.best_value}")
+    print("[4/5] promote the best trial")
+    promotion = promote(EXPERIMENT, MODEL_NAME, workdir=str(out))
+    print(
+        f"      {promotion.model_uri}: {promotion.test_metric} = "
+        f"{promotion.challenger_score:.3f}"
+        + (" -> champion" if promotion.promoted else " (champion unchanged)")
+    )
+    print("[5/5] report")
+    report = build_report(EXPERIMENT, out / "report" / name, workdir=str(out))
+    minutes = (time.monotonic() - start) / 60
+    print(f"\ndemo finished in {minutes:.1f} min")
+    print(f"report:     {report}")
+    print(f"MLflow UI:  mlflow ui --backend-store-uri {result.tracking_uri}")
+    print("            then open http://127.0.0.1:5000")
+    print(
+        f"correct:    madn correct --model models:/{MODEL_NAME}@champion --tracking-uri "
+        f"{result.tracking_uri} --ct CT.nii.gz --mri MRI.nii.gz --out OUT"
+    )
     return 0

@@ -6,21 +6,8 @@ import argparse
 from typing import Any
 
 from tune.commands.common import UsageError, positive_int
+from tune.train_settings import CONFIG_KEYS, build_config
 
-# flag name (underscored, as in a --config file) -> dotted MADNConfig key
-CONFIG_KEYS = {
-    "similarity": "loss.similarity",
-    "lambda_sim": "loss.lambda_sim",
-    "sigma": "loss.sigma",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "seed": "train.seed",
-    "device": "train.device",
-    "amp": "train.amp",
-    "lr": "optim.lr",
-    "base_channels": "network.base_channels",
-    "num_res": "network.num_res",
-}
 FILE_ONLY_KEYS = {"data", "variant", "out", "resume", "model"}
 
 
@@ -75,20 +62,6 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     if not settings.get("data"):
         raise UsageError("--data is required (the folder `madn ingest` printed)")
     return settings
-
-
-def build_config(settings: dict[str, Any], image_size: int) -> Any:
-    from madn_core.config import MADNConfig
-
-    base = dict(settings.get("model") or {})
-    base.setdefault("variant", settings.get("variant", "madn"))
-    base["image_size"] = image_size
-    base.setdefault("train", {}).setdefault("epochs", 1)
-    config = MADNConfig.from_dict(base)
-    overrides = {CONFIG_KEYS[k]: v for k, v in settings.items() if k in CONFIG_KEYS}
-    if "base_channels" in settings:
-        overrides["network.discriminator_channels"] = settings["base_channels"]
-    return config.with_overrides(overrides) if overrides else config
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,176 @@
+"""The cluster path for real: a local 2-node Ray cluster and an MLflow tracking server started by
+the infra/local scripts, a sweep submitted with `ray job submit`, promotion through the server,
+and a clear error when the server is unreachable. Whatever the scripts started is stopped, even
+when a test fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from mlflow import MlflowClient
+
+from tune import tracking
+
+INFRA = Path(__file__).resolve().parents[1] / "infra" / "local"
+BIN = Path(sys.executable).parent
+
+
+def _env(state: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MADN_INFRA_STATE": str(state),
+        "PYTHON_BIN": sys.executable,
+        "RAY": str(BIN / "ray"),
+        "MLFLOW": str(BIN / "mlflow"),
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(state / "ray-token"),
+        "MADN_TRACEBACK": "1",
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def _script(name: str, state: Path, *args: str, timeout: int = 240) -> str:
+    result = subprocess.run(
+        ["bash", str(INFRA / name), *args],
+        env=_env(state),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"{name}: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    state = tmp_path_factory.mktemp("infra")
+    try:
+        _script("start-ray-cluster.sh", state, "--workers", "1", "--dashboard")
+        _script("start-mlflow-server.sh", state)
+        yield {
+            "state": str(state),
+            "address": (state / "ray.address").read_text().strip(),
+            "dashboard": (state / "dashboard.url").read_text().strip(),
+            "mlflow": (state / "mlflow.url").read_text().strip(),
+        }
+    finally:
+        subprocess.run(["bash", str(INFRA / "stop-mlflow-server.sh")], env=_env(state), timeout=60)
+        subprocess.run(["bash", str(INFRA / "stop-ray-cluster.sh")], env=_env(state), timeout=120)
+
+
+def test_server_listens_on_loopback_only(cluster: dict[str, str]) -> None:
+    assert urlparse(cluster["mlflow"]).hostname == "127.0.0.1"
+    pid = (Path(cluster["state"]) / "mlflow-server.pid").read_text().strip()
+    command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert command[command.index(b"--host") + 1] == b"127.0.0.1"
+
+
+def test_job_submitted_sweep_runs_on_both_nodes_and_promotes_through_server(
+    cluster: dict[str, str], dataset_path: Path, tmp_path: Path
+) -> None:
+    state = Path(cluster["state"])
+    sweep = [
+        sys.executable,
+        "-m",
+        "tune.cli",
+        "sweep",
+        "--address",
+        "auto",
+        "--data",
+        str(dataset_path),
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--max-concurrent",
+        "2",
+        "--experiment",
+        "cluster-sweep",
+        "--tracking-uri",
+        cluster["mlflow"],
+        "--storage",
+        str(tmp_path / "shared-storage"),
+        "--base-channels",
+        "8",
+        "--num-res",
+        "1",
+        "--grace-period",
+        "2",
+    ]
+    submit = [
+        str(BIN / "ray"),
+        "job",
+        "submit",
+        "--address",
+        cluster["dashboard"],
+        "--",
+        *sweep,
+    ]
+    result = subprocess.run(
+        submit, env=_env(state), capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "succeeded" in result.stdout
+
+    uri = cluster["mlflow"]
+    experiment = MlflowClient(uri).get_experiment_by_name("cluster-sweep")
+    runs = tracking.find_runs(uri, experiment.experiment_id, {tracking.ROLE: "trial"})
+    assert len(runs) == 4  # 3 searched + the multichannel baseline, one run each
+    assert len({r.data.tags[tracking.TRIAL_ID] for r in runs}) == 4
+    nodes = {r.data.tags["madn.node"] for r in runs}
+    assert nodes == {"head", "worker-1"}, nodes
+    assert all(r.data.tags[tracking.OUTCOME] == "finished" for r in runs)
+    # artifacts went through the server (--serve-artifacts), not to a client-side path
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")
+
+    from tune.cli import main
+
+    code = main(
+        [
+            "promote",
+            "--experiment",
+            "cluster-sweep",
+            "--model-name",
+            "cluster-model",
+            "--tracking-uri",
+            uri,
+        ]
+    )
+    assert code == 0
+    champion = MlflowClient(uri).get_model_version_by_alias("cluster-model", "champion")
+    assert champion.tags["decision"] == "champion"
+
+
+def test_unreachable_tracking_server_fails_before_any_trial(
+    dataset_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from tune.cli import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(
+        [
+            "sweep",
+            "--data",
+            str(dataset_path),
+            "--tracking-uri",
+            f"http://127.0.0.1:{port}",
+            "--storage",
+            str(tmp_path / "storage"),
+            "--trials",
+            "1",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is unreachable" in err[0] and str(port) in err[0]
+    assert not (tmp_path / "storage").exists()  # nothing started

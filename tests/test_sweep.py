@@ -1,0 +1,249 @@
+"""The sweep service on a real local Ray runtime and a real sqlite MLflow store: nested runs,
+ASHA early stopping, every metric tried, the registry alias, the report, resume and failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tune import tracking
+from tune.cli import main
+from tune.sweep import SweepSettings, run_sweep
+
+TINY_MODEL = {"base_channels": 8, "num_res": 1, "batch_size": 4, "lr": 5e-4}
+
+
+def _settings(data: Path, workdir: Path, **overrides: object) -> SweepSettings:
+    values: dict = dict(
+        data=str(data),
+        trials=6,
+        epochs=3,
+        max_concurrent=2,
+        experiment="test-sweep",
+        model=TINY_MODEL,
+        workdir=str(workdir),
+        max_val_slices=16,
+        verbose=0,
+    )
+    values.update(overrides)
+    return SweepSettings(**values)
+
+
+def _trial_runs(uri: str, experiment_id: str, sweep: str) -> list:
+    return tracking.find_runs(uri, experiment_id, {tracking.ROLE: "trial", tracking.SWEEP: sweep})
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(ray_runtime, dataset_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    workdir = tmp_path_factory.mktemp("sweep")
+    return run_sweep(_settings(dataset_path, workdir)), workdir
+
+
+def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
+    result, workdir = finished_sweep
+    assert result.tracking_uri == f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
+    runs = _trial_runs(result.tracking_uri, result.experiment_id, "test-sweep")
+    assert len(runs) == 7  # 6 searched + the multichannel baseline
+    assert len({r.data.tags[tracking.TRIAL_ID] for r in runs}) == 7  # no duplicates
+    for run in runs:
+        assert run.data.tags[tracking.PARENT] == result.parent_run_id
+        assert "val/score" in run.data.metrics and "train/g_total" in run.data.metrics
+        assert run.data.params["epochs"] == "3"
+        history = MlflowClient(result.tracking_uri).get_metric_history(run.info.run_id, "epoch")
+        assert [m.step for m in history] == list(range(1, len(history) + 1))
+        assert run.info.status in ("FINISHED", "KILLED")
+        artifacts = {
+            a.path for a in MlflowClient(result.tracking_uri).list_artifacts(run.info.run_id)
+        }
+        assert {"samples", "checkpoint"} <= artifacts
+    variants = [r.data.params["variant"] for r in runs]
+    assert variants.count("multichannel") == 1
+    tried = {r.data.params["similarity"] for r in runs if r.data.params["variant"] == "madn"}
+    assert tried == {"lncc", "cc", "nmi"}
+    for run in runs:  # sigma only for LNCC (define-by-run)
+        params = run.data.params
+        assert ("sigma" in params) == (params.get("similarity") == "lncc")
+    outcomes = [r.data.tags[tracking.OUTCOME] for r in runs]
+    assert "stopped_early" in outcomes, outcomes  # ASHA stopped at least one trial
+    stopped = [r for r in runs if r.data.tags[tracking.OUTCOME] == "stopped_early"]
+    assert all(r.info.status == "KILLED" and r.data.metrics["epoch"] < 3 for r in stopped)
+    parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["madn.best_run_id"] == result.best_run_id
+    assert result.best_value is not None
+
+
+def test_promote_report_and_correct_with_registry_uri(
+    finished_sweep, synth_manifest: Path, tmp_path: Path
+) -> None:
+    from pipelines.manifest import read_manifest
+
+    result, _ = finished_sweep
+    uri = result.tracking_uri
+    common = ["--experiment", "test-sweep", "--tracking-uri", uri]
+    assert main(["promote", *common, "--model-name", "hip-mar"]) == 0
+    client = MlflowClient(uri)
+    champion = client.get_model_version_by_alias("hip-mar", "champion")
+    assert client.get_model_version_by_alias("hip-mar", "challenger").version == champion.version
+    assert champion.tags["decision"] == "champion" and champion.tags["test_metric"] == "test/score"
+    assert champion.tags["source_run_id"] == result.best_run_id
+    # promoting the same sweep again: same score, so the champion does not move
+    assert main(["promote", *common, "--model-name", "hip-mar"]) == 0
+    second = client.get_model_version_by_alias("hip-mar", "challenger")
+    assert second.version != champion.version
+    assert client.get_model_version_by_alias("hip-mar", "champion").version == champion.version
+    assert second.tags["decision"] == "challenger only"
+
+    assert main(["report", *common, "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    for text in ("lncc", "cc", "nmi", "multichannel (baseline)", "Best trial"):
+        assert text in report
+    assert (tmp_path / "report" / "objective_vs_lambda.png").stat().st_size > 0
+    assert (tmp_path / "report" / "objective_vs_sigma.png").stat().st_size > 0
+    logged = {a.path for a in client.list_artifacts(result.parent_run_id, "report")}
+    assert "report/report.md" in logged
+
+    variant = client.get_run(result.best_run_id).data.params["variant"]
+    entry = next(e for e in read_manifest(synth_manifest) if e.has_metal)
+    inputs = ["--ct", str(entry.files["ct"])]
+    if variant in ("madn", "multichannel"):
+        inputs += ["--mri", str(entry.files["mri"])]
+    elif variant == "adn-mr":
+        inputs = ["--mri", str(entry.files["mri"])]
+    code = main(
+        [
+            "correct",
+            "--model",
+            "models:/hip-mar@champion",
+            "--tracking-uri",
+            uri,
+            *inputs,
+            "--out",
+            str(tmp_path / "corrected"),
+        ]
+    )
+    assert code == 0
+    assert any((tmp_path / "corrected").glob("*_corrected.nii.gz"))
+
+
+def test_failed_trial_is_marked_and_sweep_completes(
+    ray_runtime, dataset_path: Path, tmp_path: Path
+) -> None:
+    diverging = {"variant": "madn", "similarity": "cc", "lambda_sim": 1.0, "lr": 1e30}
+    settings = _settings(
+        dataset_path,
+        tmp_path,
+        trials=0,
+        epochs=1,
+        baselines=[diverging, {"variant": "multichannel"}],
+        max_failures=0,
+        experiment="test-failure",
+    )
+    result = run_sweep(settings)
+    runs = _trial_runs(result.tracking_uri, result.experiment_id, "test-failure")
+    assert len(runs) == 2
+    failed = [r for r in runs if r.data.params.get("lr") == "1e+30"]
+    assert len(failed) == 1
+    assert failed[0].info.status == "FAILED"
+    assert failed[0].data.tags[tracking.OUTCOME] == "error"
+    assert "non-finite loss" in failed[0].data.tags["madn.error"]
+    assert result.outcomes == {"error": 1, "finished": 1}
+    assert result.best_config == {"variant": "multichannel"}
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
+    ray_runtime, dataset_path: Path, tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = [
+        sys.executable,
+        "-m",
+        "tune.cli",
+        "sweep",
+        "--data",
+        str(dataset_path),
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        "--max-concurrent",
+        "1",
+        "--experiment",
+        "test-resume",
+        "--tracking-uri",
+        uri,
+        "--storage",
+        str(tmp_path / "ray"),
+        "--base-channels",
+        "8",
+        "--num-res",
+        "1",
+        "--lr",
+        "5e-4",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    experiment_id = tracking.ensure_experiment(uri, "test-resume")
+    deadline = time.monotonic() + 240
+    finished: list = []
+    while time.monotonic() < deadline and driver.poll() is None:
+        runs = _trial_runs(uri, experiment_id, "test-resume")
+        finished = [
+            r for r in runs if r.data.tags.get(tracking.OUTCOME) in ("finished", "stopped_early")
+        ]
+        if finished:
+            break
+        time.sleep(1.0)
+    assert finished, "no trial finished before the deadline"
+    assert driver.poll() is None, "the sweep ended before it could be interrupted"
+    os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C: the driver stops mid-sweep
+    driver.wait(timeout=120)
+    before = {
+        r.data.tags[tracking.TRIAL_ID]: r for r in _trial_runs(uri, experiment_id, "test-resume")
+    }
+    done_before = {
+        t
+        for t, r in before.items()
+        if r.data.tags.get(tracking.OUTCOME) in ("finished", "stopped_early")
+    }
+    assert done_before and len(done_before) < 4
+
+    settings = _settings(
+        dataset_path,
+        tmp_path,
+        trials=3,
+        epochs=2,
+        max_concurrent=1,
+        experiment="test-resume",
+        tracking_uri=uri,
+        storage=str(tmp_path / "ray"),
+        resume=True,
+    )
+    result = run_sweep(settings)
+    after = {
+        r.data.tags[tracking.TRIAL_ID]: r for r in _trial_runs(uri, experiment_id, "test-resume")
+    }
+    assert len(after) == 4  # 3 searched + baseline, each exactly one run
+    client = MlflowClient(uri)
+    for trial_id in done_before:  # finished trials were not trained again
+        assert after[trial_id].info.run_id == before[trial_id].info.run_id
+        steps = [m.step for m in client.get_metric_history(after[trial_id].info.run_id, "epoch")]
+        assert steps == sorted(set(steps)), steps
+    assert all(
+        r.data.tags.get(tracking.OUTCOME) in ("finished", "stopped_early") for r in after.values()
+    )
+    assert client.get_run(result.parent_run_id).info.status == "FINISHED"

@@ -1,0 +1,284 @@
+"""`madn report`: compare similarity-loss variants from MLflow alone.
+
+Reads the experiment's latest sweep (or a given sweep run) and its trial runs, and writes to
+`out_dir`:
+- `trials.csv`: one row per trial (parameters, outcome, epochs done, last objective);
+- `summary.csv` / the report table: per similarity metric (and per baseline variant) the number
+  of trials, how many finished, the best and the median objective;
+- `objective_vs_lambda.png` (log lambda_sim, coloured by metric, baselines as dashed lines) and
+  `objective_vs_sigma.png` (LNCC trials);
+- parameter importances (Optuna's fANOVA over the MADN trials' parameters present in all of
+  them), when at least 3 trials have an objective;
+- `best_trial_samples.png`: the best trial's last sample grid;
+- `report.md`, all of the above; the folder is also logged to the sweep run as `report/`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from tune import tracking
+from tune.errors import ServiceError
+
+COLOURS = {"lncc": "tab:blue", "cc": "tab:orange", "nmi": "tab:green"}
+
+
+class ReportError(ServiceError):
+    """The experiment has nothing to report; the message says why."""
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        fig.savefig(temp, dpi=110)
+        os.replace(temp, path)
+    finally:
+        plt.close(fig)
+        Path(temp).unlink(missing_ok=True)
+    return path
+
+
+def trials_frame(uri: str, experiment_id: str, sweep: str, metric: str) -> pd.DataFrame:
+    """One row per trial run of `sweep`: run_id, name, group, parameters, outcome, objective."""
+    runs = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "trial", tracking.SWEEP: sweep})
+    rows = []
+    for run in runs:
+        params = run.data.params
+        variant = params.get("variant", "madn")
+        similarity = params.get("similarity", "") if variant == "madn" else ""
+        value = run.data.metrics.get(metric, math.nan)
+        rows.append(
+            {
+                "run_id": run.info.run_id,
+                "trial": run.info.run_name,
+                "variant": variant,
+                "similarity": similarity,
+                "group": similarity if variant == "madn" else f"{variant} (baseline)",
+                "lambda_sim": float(params["lambda_sim"]) if "lambda_sim" in params else math.nan,
+                "sigma": float(params["sigma"]) if "sigma" in params else math.nan,
+                "lr": float(params["lr"]) if "lr" in params else math.nan,
+                "base_channels": params.get("base_channels", ""),
+                "outcome": run.data.tags.get(tracking.OUTCOME, "running"),
+                "epochs_done": int(run.data.metrics.get("epoch", 0)),
+                "node": run.data.tags.get("madn.node", ""),
+                "objective": value,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summarise(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
+    rows = []
+    for group, part in trials.groupby("group", sort=True):
+        values = part["objective"].dropna()
+        best = (values.max() if mode == "max" else values.min()) if len(values) else math.nan
+        rows.append(
+            {
+                "group": group,
+                "trials": len(part),
+                "finished": int((part["outcome"] == "finished").sum()),
+                "stopped_early": int((part["outcome"] == "stopped_early").sum()),
+                "failed": int((part["outcome"] == "error").sum()),
+                "best": float(best),
+                "median": float(values.median()) if len(values) else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def importances(trials: pd.DataFrame, mode: str) -> dict[str, float]:
+    """fANOVA importances over MADN trials with an objective (parameters present in all)."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    madn = trials[(trials["variant"] == "madn") & trials["objective"].notna()]
+    if len(madn) < 3:
+        return {}
+    distributions: dict[str, Any] = {}
+    if madn["similarity"].nunique() > 1:
+        distributions["similarity"] = CategoricalDistribution(sorted(set(madn["similarity"])))
+    for name in ("lambda_sim", "sigma", "lr"):
+        values = madn[name]
+        if values.notna().all() and values.nunique() > 1:
+            low, high = float(values.min()), float(values.max())
+            distributions[name] = FloatDistribution(low, high, log=low > 0)
+    if not distributions:
+        return {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
+    for _, row in madn.iterrows():
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={k: row[k] for k in distributions},
+                distributions=distributions,
+                value=float(row["objective"]),
+            )
+        )
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+
+
+def _scatter(trials: pd.DataFrame, x: str, path: Path, metric: str, log: bool) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    madn = trials[trials["variant"] == "madn"]
+    for similarity, part in madn.groupby("similarity"):
+        part = part[part[x].notna()]
+        if len(part):
+            ax.scatter(part[x], part["objective"], label=similarity, color=COLOURS.get(similarity))
+    for _, row in trials[trials["variant"] != "madn"].iterrows():
+        if math.isfinite(row["objective"]):
+            ax.axhline(row["objective"], linestyle="--", color="0.4", linewidth=1)
+            ax.annotate(
+                row["group"],
+                (0.01, row["objective"]),
+                xycoords=("axes fraction", "data"),
+                fontsize=7,
+                color="0.3",
+                va="bottom",
+            )
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(x)
+    ax.set_ylabel(metric)
+    ax.legend(title="similarity", fontsize=8)
+    ax.set_title(f"{metric} vs {x}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    lines = [header, "|" + "---|" * len(frame.columns)]
+    for _, row in frame.iterrows():
+        cells = [
+            f"{v:.{digits}f}"
+            if isinstance(v, float) and math.isfinite(v)
+            else ("n/a" if isinstance(v, float) else str(v))
+            for v in row
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_report(
+    experiment: str,
+    out_dir: str | os.PathLike[str],
+    tracking_uri: str | None = None,
+    metric: str = "val/score",
+    mode: str = "max",
+    sweep_run_id: str | None = None,
+    log_to_sweep: bool = True,
+    workdir: str = ".",
+) -> Path:
+    """Write the report (module doc) and return the path of report.md."""
+    import mlflow.artifacts
+
+    uri = tracking.resolve_tracking_uri(tracking_uri, workdir)
+    client = tracking.client(uri)
+    found = tracking.with_retries(client.get_experiment_by_name, experiment)
+    if found is None:
+        raise ReportError(f"no MLflow experiment {experiment!r} in {uri}")
+    if sweep_run_id:
+        sweep_run = client.get_run(sweep_run_id)
+    else:
+        sweeps = tracking.find_runs(uri, found.experiment_id, {tracking.ROLE: "sweep"})
+        if not sweeps:
+            raise ReportError(f"experiment {experiment!r} has no sweep run")
+        sweep_run = sweeps[0]
+    sweep = sweep_run.data.tags[tracking.SWEEP]
+    trials = trials_frame(uri, found.experiment_id, sweep, metric)
+    if trials.empty:
+        raise ReportError(f"sweep {sweep!r} has no trial runs")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trials = trials.sort_values("objective", ascending=mode != "max", na_position="last")
+    trials.to_csv(out / "trials.csv", index=False)
+    summary = summarise(trials, mode)
+    summary.to_csv(out / "summary.csv", index=False)
+    _scatter(trials, "lambda_sim", out / "objective_vs_lambda.png", metric, log=True)
+    has_sigma = trials["sigma"].notna().any()
+    if has_sigma:
+        _scatter(trials, "sigma", out / "objective_vs_sigma.png", metric, log=False)
+    try:
+        weights = importances(trials, mode)
+        importance_note = "" if weights else "fewer than 3 MADN trials with an objective"
+    except Exception as error:  # fANOVA can fail on degenerate data; say so in the report
+        weights, importance_note = {}, f"not computed ({type(error).__name__}: {error})"
+    scored = trials[trials["objective"].notna()]
+    best = scored.iloc[0] if len(scored) else None
+    if best is not None:
+        try:
+            folder = tempfile.mkdtemp(prefix="madn-report-")
+            listed = client.list_artifacts(best["run_id"], "samples")
+            if listed:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=best["run_id"],
+                    artifact_path=sorted(a.path for a in listed)[-1],
+                    dst_path=folder,
+                    tracking_uri=uri,
+                )
+                shutil.copyfile(local, out / "best_trial_samples.png")
+            shutil.rmtree(folder, ignore_errors=True)
+        except Exception:  # a missing image does not stop the report
+            pass
+    lines = [
+        f"# Sweep report: {experiment} / {sweep}",
+        "",
+        f"Objective: `{metric}` ({'higher' if mode == 'max' else 'lower'} is better), the value "
+        "at each trial's last epoch. Source: MLflow "
+        f"`{uri}`, sweep run `{sweep_run.info.run_id}`.",
+        "",
+        "## By similarity metric (baselines beside them)",
+        "",
+        _markdown(summary),
+        "",
+    ]
+    if best is not None:
+        settings = ", ".join(
+            f"{k}={best[k]:.4g}" if isinstance(best[k], float) else f"{k}={best[k]}"
+            for k in ("variant", "similarity", "lambda_sim", "sigma")
+            if not (isinstance(best[k], float) and math.isnan(best[k])) and best[k] != ""
+        )
+        lines += [
+            f"**Best trial**: {best['trial']} ({settings}): {metric} = "
+            f"{best['objective']:.4f}, run `{best['run_id']}`.",
+            "",
+        ]
+    lines += ["## Parameter importances (fANOVA, MADN trials)", ""]
+    if weights:
+        lines += ["| parameter | importance |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in weights.items()]
+    else:
+        lines.append(f"n/a: {importance_note}")
+    lines += ["", "## Trials", ""]
+    shown = trials[["trial", "group", "lambda_sim", "sigma", "outcome", "epochs_done", "objective"]]
+    lines += [
+        _markdown(shown),
+        "",
+        "## Figures",
+        "",
+        "![objective vs lambda](objective_vs_lambda.png)",
+    ]
+    if has_sigma:
+        lines.append("![objective vs sigma](objective_vs_sigma.png)")
+    if (out / "best_trial_samples.png").exists():
+        lines.append("![best trial samples](best_trial_samples.png)")
+    report = out / "report.md"
+    temporary = out / ".report.md.tmp"
+    temporary.write_text("\n".join(lines) + "\n")
+    os.replace(temporary, report)
+    if log_to_sweep:
+        tracking.with_retries(client.log_artifacts, sweep_run.info.run_id, str(out), "report")
+    return report

@@ -1,0 +1,305 @@
+"""`madn sweep`: Ray Tune over lambda_sim, the LNCC sigma and the similarity metric.
+
+- Search: OptunaSearch (TPE, seeded) over a define-by-run space (`tune.space`; sigma only for
+  LNCC), whose first trials cover each similarity metric once; the fixed baseline trials
+  (e.g. multichannel ADN) run beside it (`tune.searcher.FixedThenSearch`); a ConcurrencyLimiter
+  caps concurrent trials.
+- Scheduling: ASHA on the reported validation metric with `time_attr="epoch"`, `max_t` = the
+  schedule, so poor trials stop after `grace_period` epochs.
+- Resources: `cpus_per_trial` and `gpus_per_trial` per trial (fractions let several trials
+  share one GPU).
+- Checkpoints with every report, persisted to `storage` (a path or a shared URI) as
+  `<storage>/<experiment>`; `FailureConfig(max_failures)` retries a failed trial from its last
+  checkpoint; `resume=True` continues an interrupted sweep with `Tuner.restore` without re-running
+  finished trials.
+- Tracking (`tune.tracking`): a parent MLflow run per sweep and a nested run per trial; the
+  store and experiment are created here, in the driver, before any trial starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.dataset import SliceDataset
+from tune import tracking
+from tune.space import SearchSpace
+
+DEFAULT_STORAGE = "runs/ray"
+
+
+@dataclass
+class SweepSettings:
+    """Everything `madn sweep` takes (flags or a `--config` YAML with the same keys).
+
+    model: `madn train` settings shared by every trial (base_channels, num_res, batch_size, lr,
+    seed, ...); name: the sweep's name (Tune folder `<storage>/<name>`, tag `madn.sweep`;
+    default: the experiment name); space/baselines: see `tune.space`; workdir: where the
+    embedded MLflow store and the default storage folder go."""
+
+    data: str
+    trials: int = 8
+    max_concurrent: int = 2
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = 1.0
+    epochs: int = 3
+    metric: str = "val/score"
+    mode: str = "max"
+    experiment: str = "madn-sweep"
+    name: str | None = None
+    tracking_uri: str | None = None
+    storage: str | None = None
+    address: str | None = None
+    resume: bool = False
+    seed: int = 0
+    space: dict[str, Any] | None = None
+    baselines: list[dict[str, Any]] | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    grace_period: int = 1
+    reduction_factor: int = 2
+    max_failures: int = 1
+    max_val_slices: int = 64
+    cover_choices: bool = True
+    workdir: str = "."
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        if self.trials < 0:
+            raise ValueError(f"trials must be >= 0, got {self.trials}")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be max or min, got {self.mode!r}")
+        if not self.metric.startswith("val/"):
+            raise ValueError(f"metric must be a validation metric (val/...), got {self.metric!r}")
+        if self.epochs < 1 or self.max_concurrent < 1 or self.grace_period < 1:
+            raise ValueError("epochs, max_concurrent and grace_period must be >= 1")
+        if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
+            raise ValueError("gpus_per_trial must be >= 0 and cpus_per_trial > 0")
+        for what, value in (("experiment", self.experiment), ("name", self.sweep_name)):
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+                raise ValueError(f"{what} {value!r}: use letters, digits, '.', '_' and '-'")
+
+    @property
+    def sweep_name(self) -> str:
+        return self.name or self.experiment
+
+
+@dataclass
+class SweepResult:
+    """Where the sweep is and what won."""
+
+    experiment: str
+    experiment_id: str
+    parent_run_id: str
+    tracking_uri: str
+    storage_path: str
+    best_trial_id: str | None
+    best_run_id: str | None
+    best_config: dict[str, Any]
+    best_value: float | None
+    outcomes: dict[str, int]
+
+
+def storage_root(settings: SweepSettings) -> str:
+    """The storage path or URI, absolute when local."""
+    storage = settings.storage or str(Path(settings.workdir) / DEFAULT_STORAGE)
+    if "://" in storage:
+        return storage
+    return str(Path(storage).expanduser().resolve())
+
+
+def _experiment_exists(path: str) -> bool:
+    from ray import tune
+
+    return tune.Tuner.can_restore(path)
+
+
+def _init_ray(address: str | None) -> bool:
+    """Connect to `address` or start a local runtime sized to the machine; True if started."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=True)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+    return True
+
+
+def _build_searcher(settings: SweepSettings, space: SearchSpace) -> Any:
+    from optuna.samplers import TPESampler
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from tune.searcher import FixedThenSearch
+
+    inner = OptunaSearch(
+        space=space.define_by_run(),
+        metric=settings.metric,
+        mode=settings.mode,
+        sampler=TPESampler(seed=settings.seed),
+        points_to_evaluate=(
+            space.covering_points()[: settings.trials] if settings.cover_choices else []
+        )
+        or None,
+    )
+    fixed = FixedThenSearch(inner, list(space.baselines))
+    return ConcurrencyLimiter(fixed, max_concurrent=settings.max_concurrent)
+
+
+def _trainable(settings: SweepSettings, trial_settings: Any) -> Any:
+    from ray import tune
+
+    from tune.trainable import run_trial
+
+    resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(run_trial, settings=trial_settings), resources)
+
+
+def _log_sweep_config(uri: str, run_id: str, settings: SweepSettings, space: SearchSpace) -> None:
+    params = {
+        k: v
+        for k, v in asdict(settings).items()
+        if k not in ("space", "baselines", "model", "resume", "verbose", "workdir")
+    }
+    params.update({f"model.{k}": v for k, v in settings.model.items()})
+    tracking.log_params(uri, run_id, params)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "search_space.json"
+        path.write_text(json.dumps(space.to_dict(), indent=2))
+        tracking.with_retries(tracking.client(uri).log_artifact, run_id, str(path))
+
+
+def trial_outcomes(uri: str, experiment_id: str, sweep: str) -> dict[str, int]:
+    """Counts of trial outcomes (finished, stopped_early, error, running) from MLflow."""
+    runs = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "trial", tracking.SWEEP: sweep})
+    return dict(Counter(r.data.tags.get(tracking.OUTCOME, "running") for r in runs))
+
+
+def run_sweep(settings: SweepSettings) -> SweepResult:
+    """Run (or resume) the sweep; see the module doc."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from tune.outcomes import MLflowOutcomes
+    from tune.trainable import TrialSettings
+
+    space = SearchSpace.from_config(settings.space, settings.baselines)
+    data = settings.data if "://" in settings.data else str(Path(settings.data).resolve())
+    dataset = SliceDataset(data)
+    uri = tracking.resolve_tracking_uri(settings.tracking_uri, settings.workdir)
+    experiment_id = tracking.ensure_experiment(uri, settings.experiment)
+    storage = storage_root(settings)
+    sweep = settings.sweep_name
+    path = f"{storage.rstrip('/')}/{sweep}"
+    exists = _experiment_exists(path)
+    if exists and not settings.resume:
+        raise FileExistsError(
+            f"sweep {sweep!r} already exists in {storage}: pass --resume to continue it, or "
+            "choose another --name"
+        )
+    if settings.resume and not exists:
+        raise FileNotFoundError(f"--resume: no sweep {sweep!r} to resume in {storage}")
+    parent = tracking.start_sweep_run(uri, experiment_id, sweep, settings.resume)
+    if not settings.resume:
+        _log_sweep_config(uri, parent, settings, space)
+    trial_settings = TrialSettings(
+        data=data,
+        model={**settings.model, "epochs": settings.epochs},
+        tracking_uri=uri,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        sweep=sweep,
+        image_size=dataset.size,
+        max_val_slices=settings.max_val_slices,
+    )
+    # with a checkpoint every epoch Tune warns about frequent state snapshots; they are cheap here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    started = _init_ray(settings.address)
+    try:
+        trainable = _trainable(settings, trial_settings)
+        if settings.resume:
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        else:
+            scheduler = ASHAScheduler(
+                time_attr="epoch",
+                metric=settings.metric,
+                mode=settings.mode,
+                max_t=settings.epochs,
+                grace_period=min(settings.grace_period, settings.epochs),
+                reduction_factor=settings.reduction_factor,
+            )
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    search_alg=_build_searcher(settings, space),
+                    scheduler=scheduler,
+                    num_samples=settings.trials + len(space.baselines),
+                ),
+                run_config=tune.RunConfig(
+                    name=sweep,
+                    storage_path=storage,
+                    failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                    callbacks=[MLflowOutcomes(uri, experiment_id, parent, sweep, settings.epochs)],
+                    verbose=settings.verbose,
+                ),
+            )
+        results = tuner.fit()
+    except BaseException:
+        tracking.finish_run(uri, parent, "KILLED", {tracking.OUTCOME: "interrupted"})
+        raise
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    return _finish(settings, results, uri, experiment_id, parent, path)
+
+
+def _finish(
+    settings: SweepSettings, results: Any, uri: str, experiment_id: str, parent: str, path: str
+) -> SweepResult:
+    outcomes = trial_outcomes(uri, experiment_id, settings.sweep_name)
+    best_trial_id = best_run_id = None
+    best_config: dict[str, Any] = {}
+    best_value: float | None = None
+    try:
+        best = results.get_best_result(settings.metric, settings.mode, filter_nan_and_inf=True)
+    except RuntimeError:
+        best = None
+    if best is not None and best.metrics and settings.metric in best.metrics:
+        best_trial_id = best.metrics.get("trial_id")
+        best_config = dict(best.config or {})
+        best_value = float(best.metrics[settings.metric])
+        runs = tracking.find_runs(
+            uri,
+            experiment_id,
+            {tracking.TRIAL_ID: best_trial_id, tracking.SWEEP: settings.sweep_name},
+        )
+        best_run_id = runs[0].info.run_id if runs else None
+    tags = {f"madn.trials_{k}": str(v) for k, v in outcomes.items()}
+    if best_run_id:
+        tags.update({"madn.best_run_id": best_run_id, "madn.best_trial_id": str(best_trial_id)})
+        tracking.log_params(uri, parent, {f"best.{k}": v for k, v in best_config.items()})
+        tracking.log_metrics(uri, parent, {f"best/{settings.metric}": best_value}, step=0)
+    status = "FINISHED" if best_run_id else "FAILED"
+    tracking.finish_run(uri, parent, status, tags)
+    return SweepResult(
+        experiment=settings.experiment,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        tracking_uri=uri,
+        storage_path=path,
+        best_trial_id=best_trial_id,
+        best_run_id=best_run_id,
+        best_config=best_config,
+        best_value=best_value,
+        outcomes=outcomes,
+    )

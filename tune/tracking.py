@@ -1,0 +1,229 @@
+"""MLflow tracking for sweeps: where the store is, retries, and the run layout of DESIGN.md.
+
+Layout: one experiment per sweep name; a parent run per sweep (tag `madn.role=sweep`,
+`madn.sweep=<name>`) and one nested run per Ray Tune trial (tag `madn.role=trial`,
+`madn.trial_id=<Tune trial id>`, `mlflow.parentRunId`). A trial's run is found by its trial id
+before one is created, so retries and resumed sweeps never duplicate it.
+
+Embedded default: `sqlite:///<workdir>/mlflow.db` with artifacts in `<workdir>/mlartifacts`
+(the store and the experiment are created in the driver before any trial starts: concurrent
+trials racing to create a new sqlite schema was seen to kill a trial). On a cluster pass an
+`http(s)://` tracking server; artifacts then go through the server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tune.errors import ServiceError
+
+DEFAULT_DB = "mlflow.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+ROLE = "madn.role"
+SWEEP = "madn.sweep"
+TRIAL_ID = "madn.trial_id"
+OUTCOME = "madn.outcome"
+PARENT = "mlflow.parentRunId"
+RUN_NAME = "mlflow.runName"
+
+T = TypeVar("T")
+
+
+class TrackingError(ServiceError):
+    """The tracking store cannot be used; the message says which and why."""
+
+
+def resolve_tracking_uri(uri: str | None = None, workdir: str | os.PathLike[str] = ".") -> str:
+    """`uri`, else $MLFLOW_TRACKING_URI, else the embedded sqlite store in `workdir`; a relative
+    sqlite path is made absolute (trials run in other working folders)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
+    if not uri:
+        return f"sqlite:///{(Path(workdir) / DEFAULT_DB).resolve()}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
+    if "://" not in uri:  # a bare folder: MLflow's file store is deprecated, use sqlite in it
+        return f"sqlite:///{(Path(uri) / DEFAULT_DB).resolve()}"
+    return uri
+
+
+def is_local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:"))
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps artifacts: beside a local sqlite store; None (the server's
+    choice) for a tracking server."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///") :]).parent / DEFAULT_ARTIFACTS).resolve().as_uri()
+    return None
+
+
+def _transient(error: BaseException) -> bool:
+    text = f"{type(error).__name__}: {error}".lower()
+    if isinstance(error, (ConnectionError, TimeoutError, sqlite3.OperationalError)):
+        return True
+    markers = ("database is locked", "connection", "timed out", "temporarily", "503", "502")
+    return any(marker in text for marker in markers)
+
+
+def with_retries(
+    call: Callable[..., T],
+    *args: Any,
+    attempts: int = 8,
+    first_delay_s: float = 0.5,
+    **kwargs: Any,
+) -> T:
+    """Run an MLflow call, retrying transient failures (a locked sqlite file, a tracking server
+    that is briefly unreachable) with exponential back-off: 8 attempts span about a minute."""
+    delay = first_delay_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return call(*args, **kwargs)
+        except Exception as error:
+            if attempt == attempts or not _transient(error):
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 15.0)
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    """Few HTTP retries and a short timeout, for a reachability check."""
+    saved = {
+        k: os.environ.get(k)
+        for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    }
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "1"
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "5"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def client(uri: str) -> Any:
+    """An MlflowClient for `uri`."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """Create the store (if local) and the experiment `name` if missing; its id. A tracking
+    server that does not answer gives a one-line TrackingError before anything starts."""
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    tracking = client(uri)
+    try:
+        with _quick_http() if uri.startswith("http") else contextlib.nullcontext():
+            experiment = tracking.get_experiment_by_name(name)
+            if experiment is None:
+                return tracking.create_experiment(name, artifact_location=artifact_location(uri))
+    except Exception as error:
+        if uri.startswith("http"):
+            raise TrackingError(
+                f"MLflow tracking server {uri} is unreachable ({type(error).__name__}); start it "
+                "or pass --tracking-uri"
+            ) from None
+        raise TrackingError(f"MLflow store {uri} cannot be used: {error}") from None
+    if experiment.lifecycle_stage == "deleted":
+        raise TrackingError(
+            f"MLflow experiment {name!r} is deleted in {uri}: restore it or choose another name"
+        )
+    return experiment.experiment_id
+
+
+def find_runs(uri: str, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:
+    """Runs of the experiment whose tags equal `tags`, newest first."""
+    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    return with_retries(
+        client(uri).search_runs,
+        [experiment_id],
+        filter_string=query,
+        order_by=["attributes.start_time DESC"],
+        max_results=1000,
+    )
+
+
+def start_sweep_run(uri: str, experiment_id: str, sweep: str, resume: bool) -> str:
+    """The parent run of sweep `sweep`: the existing one when resuming, else a new one."""
+    if resume:
+        existing = find_runs(uri, experiment_id, {ROLE: "sweep", SWEEP: sweep})
+        if existing:
+            run_id = existing[0].info.run_id
+            with_retries(client(uri).update_run, run_id, status="RUNNING")
+            return run_id
+    run = with_retries(
+        client(uri).create_run,
+        experiment_id,
+        run_name=sweep,
+        tags={ROLE: "sweep", SWEEP: sweep},
+    )
+    return run.info.run_id
+
+
+def trial_run(
+    uri: str,
+    experiment_id: str,
+    parent_run_id: str,
+    sweep: str,
+    trial_id: str,
+    trial_name: str,
+    params: Mapping[str, Any],
+) -> str:
+    """The nested run of a trial: found by its trial id, else created with its parameters."""
+    existing = find_runs(uri, experiment_id, {TRIAL_ID: trial_id, SWEEP: sweep})
+    if existing:
+        return existing[0].info.run_id
+    tracking = client(uri)
+    run = with_retries(
+        tracking.create_run,
+        experiment_id,
+        run_name=trial_name,
+        tags={ROLE: "trial", SWEEP: sweep, TRIAL_ID: trial_id, PARENT: parent_run_id},
+    )
+    log_params(uri, run.info.run_id, params)
+    return run.info.run_id
+
+
+def log_params(uri: str, run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(str(k), str(v)) for k, v in params.items()]
+    for start in range(0, len(items), 100):
+        with_retries(client(uri).log_batch, run_id, params=items[start : start + 100])
+
+
+def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+    """Log finite metrics at `step` in one batch (retried)."""
+    import math
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [
+        Metric(k, float(v), now, step)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and math.isfinite(v)
+    ]
+    if items:
+        with_retries(client(uri).log_batch, run_id, metrics=items)
+
+
+def finish_run(uri: str, run_id: str, status: str, tags: Mapping[str, str] = {}) -> None:
+    """Set tags, then the terminal status (FINISHED, KILLED or FAILED)."""
+    tracking = client(uri)
+    for key, value in tags.items():
+        with_retries(tracking.set_tag, run_id, key, value)
+    with_retries(tracking.set_terminated, run_id, status)
