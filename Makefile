@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/mar.py
 	$(PY) bench/loader.py
 	$(PY) bench/ingest.py
+	$(PY) bench/tune_overhead.py
 
 # the evaluation in docs/evaluation.md (about 20 minutes on 2 CPU cores)
 evaluation: $(STAMP)
