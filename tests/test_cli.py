@@ -39,7 +39,7 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
     text = report.read_text()
     assert "multichannel (baseline)" in text and "lncc" in text and "nmi" in text
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert client.get_model_version_by_alias("madn-demo", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("madn-demo", "champion").version) == "1"
 
 
 @pytest.mark.parametrize(

@@ -160,9 +160,10 @@ def promote(
             current = None
         if current is not None:
             try:
-                champion = mlflow.pytorch.load_model(
-                    f"models:/{model_name}@champion", map_location="cpu"
-                )
+                with tracking.fluent_uri(uri):
+                    champion = mlflow.pytorch.load_model(
+                        f"models:/{model_name}@champion", map_location="cpu"
+                    )
                 champion_score = float(test_scores(champion, data)[criterion])
             except PromotionError:
                 tag = current.tags.get("test_score")
@@ -183,31 +184,33 @@ def promote(
             "mri_percentiles": ",".join(str(p) for p in intensity.mri_percentiles),
             "input_range": "-1,1",
         }
-        mlflow.set_tracking_uri(uri)
         parent = best.data.tags.get(tracking.PARENT)
-        with mlflow.start_run(
-            experiment_id=best.info.experiment_id,
-            run_name=f"promote-{best.info.run_name}",
-            tags={
-                tracking.ROLE: "promotion",
-                tracking.PARENT: parent or "",
-                "madn.source_run_id": best.info.run_id,
-            },
-        ) as run:
-            mlflow.log_params({"source_run_id": best.info.run_id, "data": data, **preprocessing})
-            mlflow.log_metrics({k: v for k, v in scores.items() if math.isfinite(v)})
-            info = mlflow.pytorch.log_model(
-                corrector,
-                name="model",
-                signature=infer_signature(example.numpy(), output),
-                input_example=example.numpy(),
-                metadata={"madn": preprocessing},
-                code_paths=[str(Path(madn_core.__file__).parent)],
-                serialization_format="pickle",  # keeps Corrector.config and .correct
-                pip_requirements=[f"torch>={torch.__version__.split('+')[0]}", "numpy"],
-            )
-            promotion_run = run.info.run_id
-        version = mlflow.register_model(info.model_uri, model_name)
+        with tracking.fluent_uri(uri):
+            with mlflow.start_run(
+                experiment_id=best.info.experiment_id,
+                run_name=f"promote-{best.info.run_name}",
+                tags={
+                    tracking.ROLE: "promotion",
+                    tracking.PARENT: parent or "",
+                    "madn.source_run_id": best.info.run_id,
+                },
+            ) as run:
+                mlflow.log_params(
+                    {"source_run_id": best.info.run_id, "data": data, **preprocessing}
+                )
+                mlflow.log_metrics({k: v for k, v in scores.items() if math.isfinite(v)})
+                info = mlflow.pytorch.log_model(
+                    corrector,
+                    name="model",
+                    signature=infer_signature(example.numpy(), output),
+                    input_example=example.numpy(),
+                    metadata={"madn": preprocessing},
+                    code_paths=[str(Path(madn_core.__file__).parent)],
+                    serialization_format="pickle",  # keeps Corrector.config and .correct
+                    pip_requirements=[f"torch>={torch.__version__.split('+')[0]}", "numpy"],
+                )
+                promotion_run = run.info.run_id
+            version = mlflow.register_model(info.model_uri, model_name)
         promoted = _better(new_score, champion_score, mode)
         tags = {
             **preprocessing,
@@ -262,20 +265,21 @@ def load_registered_model(
     import mlflow.pytorch
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    mlflow.set_tracking_uri(uri)
     if source.startswith("runs:/") and source.rstrip("/").endswith("checkpoint"):
         import mlflow.artifacts
 
         folder = tempfile.mkdtemp(prefix="madn-ckpt-")
         try:
-            path = mlflow.artifacts.download_artifacts(
-                f"{source.rstrip('/')}/last.ckpt", dst_path=folder
-            )
+            with tracking.fluent_uri(uri):
+                path = mlflow.artifacts.download_artifacts(
+                    f"{source.rstrip('/')}/last.ckpt", dst_path=folder
+                )
             return load_model(path, map_location=device)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     try:
-        model = mlflow.pytorch.load_model(source, map_location=device)
+        with tracking.fluent_uri(uri):
+            model = mlflow.pytorch.load_model(source, map_location=device)
     except Exception as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise FileNotFoundError(f"--model {source}: cannot load from {uri}: {message}") from None

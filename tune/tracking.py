@@ -112,6 +112,21 @@ def _quick_http() -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def fluent_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (`mlflow.start_run`, `mlflow.pytorch.load_model`, ...) at `uri`
+    for the block only. `mlflow.set_tracking_uri` also sets the MLFLOW_TRACKING_URI environment
+    variable, which would otherwise leak into every later call of the process."""
+    import mlflow
+
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)  # None unsets the variable again
+
+
 def client(uri: str) -> Any:
     """An MlflowClient for `uri`."""
     from mlflow import MlflowClient
