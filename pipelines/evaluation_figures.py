@@ -5,8 +5,6 @@ All written as PNG through a temporary name (matplotlib, headless).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,23 +16,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pipelines.figures import save_image_grid
+from pipelines.figures import save_figure, save_image_grid
 from pipelines.intensity import hu_to_unit
 
 CT_DISPLAY_HU = (-250.0, 350.0)
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        fig.savefig(temp, dpi=110)
-        os.replace(temp, path)
-    finally:
-        plt.close(fig)
-        Path(temp).unlink(missing_ok=True)
-    return path
 
 
 def _boxes(ax: plt.Axes, frame: pd.DataFrame, value: str, methods: Sequence[str]) -> None:
@@ -63,7 +48,7 @@ def sigma_boxplot(cases: pd.DataFrame, methods: Sequence[str], path: Path) -> Pa
                 ax.set_ylabel("sigma_CT (HU)")
     fig.suptitle("Muscle noise in CT (lower is better)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def dice_boxplot(cases: pd.DataFrame, methods: Sequence[str], path: Path) -> Path:
@@ -78,7 +63,7 @@ def dice_boxplot(cases: pd.DataFrame, methods: Sequence[str], path: Path) -> Pat
             ax.set_ylabel("Dice")
     fig.suptitle("MRI segmentation propagation (higher is better)", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def comparison_grid(

@@ -63,12 +63,18 @@ def save_image_grid(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
+
+
+def save_figure(fig: plt.Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
+    """Write `fig` as PNG through a temporary name and rename (readers never see half a file);
+    the figure is closed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
     os.close(handle)
     try:
-        fig.savefig(temp, dpi=100)
+        fig.savefig(temp, dpi=dpi)
         os.replace(temp, path)
     finally:
         plt.close(fig)

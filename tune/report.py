@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from pipelines.figures import save_figure
 from tune import tracking
 from tune.errors import ServiceError
 
@@ -36,18 +37,6 @@ COLOURS = {"lncc": "tab:blue", "cc": "tab:orange", "nmi": "tab:green"}
 
 class ReportError(ServiceError):
     """The experiment has nothing to report; the message says why."""
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        fig.savefig(temp, dpi=110)
-        os.replace(temp, path)
-    finally:
-        plt.close(fig)
-        Path(temp).unlink(missing_ok=True)
-    return path
 
 
 def trials_frame(uri: str, experiment_id: str, sweep: str, metric: str) -> pd.DataFrame:
@@ -155,7 +144,7 @@ def _scatter(trials: pd.DataFrame, x: str, path: Path, metric: str, log: bool) -
     ax.legend(title="similarity", fontsize=8)
     ax.set_title(f"{metric} vs {x}", fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
