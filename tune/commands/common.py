@@ -18,3 +18,12 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser, metric_help: str) -> None:
+    """--experiment, --metric, --mode and --tracking-uri: how the commands that read a sweep
+    back from MLflow (promote, report) find it and rank its trials."""
+    parser.add_argument("--experiment", required=True, help="MLflow experiment (sweep name)")
+    parser.add_argument("--metric", default="val/score", help=metric_help)
+    parser.add_argument("--mode", choices=("max", "min"), default="max")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tune.commands.common import add_experiment_arguments
+
 
 def add(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -15,12 +17,9 @@ def add(commands: argparse._SubParsersAction) -> None:
             "`champion` to it only if it beats the current champion on the same test metric."
         ),
     )
-    parser.add_argument("--experiment", required=True, help="MLflow experiment (sweep name)")
+    add_experiment_arguments(parser, "selection metric (val/...)")
     parser.add_argument("--model-name", required=True, help="registered model name")
-    parser.add_argument("--metric", default="val/score", help="selection metric (val/...)")
-    parser.add_argument("--mode", choices=("max", "min"), default="max")
     parser.add_argument("--data", help="dataset whose test split decides (default: the sweep's)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     parser.set_defaults(handler=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tune.commands.common import add_experiment_arguments
+
 
 def add(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -16,12 +18,9 @@ def add(commands: argparse._SubParsersAction) -> None:
             "the best trial's image grid); the report is also logged to the sweep run."
         ),
     )
-    parser.add_argument("--experiment", required=True, help="MLflow experiment (sweep name)")
+    add_experiment_arguments(parser, "objective compared (default val/score)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--metric", default="val/score")
-    parser.add_argument("--mode", choices=("max", "min"), default="max")
     parser.add_argument("--sweep-run", help="a sweep run id (default: the latest)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     parser.set_defaults(handler=run)
 
 
