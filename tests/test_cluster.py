@@ -5,120 +5,50 @@ when a test fails."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from local_cluster import BIN, LocalCluster, local_cluster, sweep_command
 from mlflow import MlflowClient
 
 from tune import tracking
 
-INFRA = Path(__file__).resolve().parents[1] / "infra" / "local"
-BIN = Path(sys.executable).parent
-
-
-def _env(state: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "MADN_INFRA_STATE": str(state),
-        "PYTHON_BIN": sys.executable,
-        "RAY": str(BIN / "ray"),
-        "MLFLOW": str(BIN / "mlflow"),
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(state / "ray-token"),
-        "MADN_TRACEBACK": "1",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-
-
-def _script(name: str, state: Path, *args: str, timeout: int = 240) -> str:
-    result = subprocess.run(
-        ["bash", str(INFRA / name), *args],
-        env=_env(state),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert result.returncode == 0, f"{name}: {result.stdout}\n{result.stderr}"
-    return result.stdout
-
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    state = tmp_path_factory.mktemp("infra")
-    try:
-        _script("start-ray-cluster.sh", state, "--workers", "1", "--dashboard")
-        _script("start-mlflow-server.sh", state)
-        yield {
-            "state": str(state),
-            "address": (state / "ray.address").read_text().strip(),
-            "dashboard": (state / "dashboard.url").read_text().strip(),
-            "mlflow": (state / "mlflow.url").read_text().strip(),
-        }
-    finally:
-        subprocess.run(["bash", str(INFRA / "stop-mlflow-server.sh")], env=_env(state), timeout=60)
-        subprocess.run(["bash", str(INFRA / "stop-ray-cluster.sh")], env=_env(state), timeout=120)
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with local_cluster(tmp_path_factory.mktemp("infra"), ["--workers", "1", "--dashboard"]) as c:
+        yield c
 
 
-def test_server_listens_on_loopback_only(cluster: dict[str, str]) -> None:
-    assert urlparse(cluster["mlflow"]).hostname == "127.0.0.1"
-    pid = (Path(cluster["state"]) / "mlflow-server.pid").read_text().strip()
+def test_server_listens_on_loopback_only(cluster: LocalCluster) -> None:
+    assert urlparse(cluster.mlflow).hostname == "127.0.0.1"
+    pid = cluster.pid("mlflow-server")
     command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert command[command.index(b"--host") + 1] == b"127.0.0.1"
 
 
 def test_job_submitted_sweep_runs_on_both_nodes_and_promotes_through_server(
-    cluster: dict[str, str], dataset_path: Path, tmp_path: Path
+    cluster: LocalCluster, dataset_path: Path, tmp_path: Path
 ) -> None:
-    state = Path(cluster["state"])
-    sweep = [
-        sys.executable,
-        "-m",
-        "tune.cli",
-        "sweep",
-        "--address",
-        "auto",
-        "--data",
-        str(dataset_path),
-        "--trials",
-        "3",
-        "--epochs",
-        "2",
-        "--max-concurrent",
-        "2",
-        "--experiment",
+    sweep = sweep_command(
+        dataset_path,
         "cluster-sweep",
-        "--tracking-uri",
-        cluster["mlflow"],
-        "--storage",
-        str(tmp_path / "shared-storage"),
-        "--base-channels",
-        "8",
-        "--num-res",
-        "1",
-        "--grace-period",
-        "2",
-    ]
-    submit = [
-        str(BIN / "ray"),
-        "job",
-        "submit",
-        "--address",
-        cluster["dashboard"],
-        "--",
-        *sweep,
-    ]
+        cluster.mlflow,
+        tmp_path / "shared-storage",
+        trials=3,
+        epochs=2,
+    )
+    submit = [str(BIN / "ray"), "job", "submit", "--address", cluster.dashboard, "--", *sweep]
     result = subprocess.run(
-        submit, env=_env(state), capture_output=True, text=True, timeout=600, cwd=tmp_path
+        submit, env=cluster.env(), capture_output=True, text=True, timeout=600, cwd=tmp_path
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "succeeded" in result.stdout
 
-    uri = cluster["mlflow"]
+    uri = cluster.mlflow
     experiment = MlflowClient(uri).get_experiment_by_name("cluster-sweep")
     runs = tracking.find_runs(uri, experiment.experiment_id, {tracking.ROLE: "trial"})
     assert len(runs) == 4  # 3 searched + the multichannel baseline, one run each

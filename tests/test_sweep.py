@@ -211,7 +211,11 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     assert finished, "no trial finished before the deadline"
     assert driver.poll() is None, "the sweep ended before it could be interrupted"
     os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C: the driver stops mid-sweep
-    driver.wait(timeout=120)
+    assert driver.wait(timeout=120) == 130  # state saved, `madn sweep` says it was interrupted
+    parent = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "sweep"})
+    assert [(p.info.status, p.data.tags[tracking.OUTCOME]) for p in parent] == [
+        ("KILLED", "interrupted")
+    ]
     before = {
         r.data.tags[tracking.TRIAL_ID]: r for r in _trial_runs(uri, experiment_id, "test-resume")
     }

@@ -1,7 +1,8 @@
 """The `madn` command line.
 
 Every command exits non-zero with a one-line reason on bad input (`madn <command>: error: ...`);
-set MADN_TRACEBACK=1 to also print the traceback.
+set MADN_TRACEBACK=1 to also print the traceback. Ctrl-C exits with 130 (`madn sweep` first saves
+the sweep state, so `--resume` continues it).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"madn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if os.environ.get("MADN_TRACEBACK"):
+            traceback.print_exc()
+        print(f"madn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@
   `<storage>/<experiment>`; `FailureConfig(max_failures)` retries a failed trial from its last
   checkpoint; `resume=True` continues an interrupted sweep with `Tuner.restore` without re-running
   finished trials.
+- Stopping (`tune.stopping`): Ctrl-C (SIGINT) and SIGTERM (`ray job stop`, Kubernetes, `kill`)
+  both make Tune save the sweep state and stop; the sweep's MLflow run is then KILLED with
+  `madn.outcome=interrupted` and `SweepResult.interrupted` is true. A second signal ends the
+  driver at once.
 - Tracking (`tune.tracking`): a parent MLflow run per sweep and a nested run per trial; the
   store and experiment are created here, in the driver, before any trial starts.
 """
@@ -30,6 +34,7 @@ from typing import Any
 from pipelines.dataset import SliceDataset
 from tune import tracking
 from tune.space import SearchSpace
+from tune.stopping import StopSignals
 
 DEFAULT_STORAGE = "runs/ray"
 
@@ -91,7 +96,8 @@ class SweepSettings:
 
 @dataclass
 class SweepResult:
-    """Where the sweep is and what won."""
+    """Where the sweep is and what won. `interrupted`: the driver was stopped before every trial
+    ended; `madn sweep --resume` continues it."""
 
     experiment: str
     experiment_id: str
@@ -103,6 +109,7 @@ class SweepResult:
     best_config: dict[str, Any]
     best_value: float | None
     outcomes: dict[str, int]
+    interrupted: bool = False
 
 
 def storage_root(settings: SweepSettings) -> str:
@@ -251,7 +258,8 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
                     verbose=settings.verbose,
                 ),
             )
-        results = tuner.fit()
+        with StopSignals() as stop:
+            results = tuner.fit()
     except BaseException:
         tracking.finish_run(uri, parent, "KILLED", {tracking.OUTCOME: "interrupted"})
         raise
@@ -260,11 +268,17 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
             import ray
 
             ray.shutdown()
-    return _finish(settings, results, uri, experiment_id, parent, path)
+    return _finish(settings, results, uri, experiment_id, parent, path, stop.requested is not None)
 
 
 def _finish(
-    settings: SweepSettings, results: Any, uri: str, experiment_id: str, parent: str, path: str
+    settings: SweepSettings,
+    results: Any,
+    uri: str,
+    experiment_id: str,
+    parent: str,
+    path: str,
+    interrupted: bool,
 ) -> SweepResult:
     outcomes = trial_outcomes(uri, experiment_id, settings.sweep_name)
     best_trial_id = best_run_id = None
@@ -285,11 +299,18 @@ def _finish(
         )
         best_run_id = runs[0].info.run_id if runs else None
     tags = {f"madn.trials_{k}": str(v) for k, v in outcomes.items()}
+    _drop_stale_counts(uri, parent, tags)
     if best_run_id:
         tags.update({"madn.best_run_id": best_run_id, "madn.best_trial_id": str(best_trial_id)})
-        tracking.log_params(uri, parent, {f"best.{k}": v for k, v in best_config.items()})
         tracking.log_metrics(uri, parent, {f"best/{settings.metric}": best_value}, step=0)
-    status = "FINISHED" if best_run_id else "FAILED"
+        if not interrupted:  # MLflow params cannot change: only the final winner's are logged
+            tracking.log_params(uri, parent, {f"best.{k}": v for k, v in best_config.items()})
+    if interrupted:
+        status = "KILLED"
+        tags[tracking.OUTCOME] = "interrupted"
+    else:
+        status = "FINISHED" if best_run_id else "FAILED"
+        tags[tracking.OUTCOME] = "finished" if best_run_id else "no_result"
     tracking.finish_run(uri, parent, status, tags)
     return SweepResult(
         experiment=settings.experiment,
@@ -302,4 +323,15 @@ def _finish(
         best_config=best_config,
         best_value=best_value,
         outcomes=outcomes,
+        interrupted=interrupted,
     )
+
+
+def _drop_stale_counts(uri: str, parent: str, counts: dict[str, str]) -> None:
+    """Remove `madn.trials_<outcome>` tags an interrupted run left that no longer apply (e.g.
+    `madn.trials_running` once a resumed sweep has ended)."""
+    client = tracking.client(uri)
+    current = tracking.with_retries(client.get_run, parent).data.tags
+    for key in current:
+        if key.startswith("madn.trials_") and key not in counts:
+            tracking.with_retries(client.delete_tag, parent, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 from typing import Any
 
@@ -80,8 +81,16 @@ def resolve_settings(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from tune.sweep import run_sweep
 
-    result = run_sweep(resolve_settings(args))
+    settings = resolve_settings(args)
+    result = run_sweep(settings)
     print(f"trials: {result.outcomes}")
+    if result.interrupted:
+        print(
+            f"madn sweep: interrupted; the sweep state is saved in {result.storage_path}. "
+            "Continue it with the same command plus --resume.",
+            file=sys.stderr,
+        )
+        return 130
     if result.best_run_id:
         print(
             f"best: {result.best_config} {result.best_value:.4f} (MLflow run {result.best_run_id})"
