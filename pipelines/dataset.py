@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
+from pipelines.locations import is_uri, redact
 from pipelines.shards import SCHEMA_VERSION, is_image, tensor_column
 
 INDEX_COLUMNS = (
@@ -64,11 +65,11 @@ def channels_for_variant(variant: str) -> tuple[str, ...]:
 
 def _open_location(location: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str, bool]:
     text = str(location)
-    if "://" in text and not text.startswith("file://"):
+    if is_uri(text) and not text.startswith("file://"):
         try:
             filesystem, path = pafs.FileSystem.from_uri(text)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as error:
-            raise DatasetError(f"cannot open dataset URI {text}: {error}") from None
+            raise DatasetError(f"cannot open dataset URI {redact(text)}: {error}") from None
         return filesystem, path.rstrip("/"), False
     path = text[len("file://") :] if text.startswith("file://") else text
     return pafs.LocalFileSystem(), str(Path(path).resolve()), True
@@ -80,6 +81,7 @@ class SliceDataset:
 
     def __init__(self, location: str | os.PathLike[str]) -> None:
         self.location = str(location)
+        self.display = redact(self.location)  # for messages: no credentials
         self.filesystem, self.root, self.local = _open_location(location)
         info_path = f"{self.root}/dataset.json"
         try:
@@ -87,12 +89,12 @@ class SliceDataset:
                 self.info: dict[str, Any] = json.loads(stream.read().decode())
         except (FileNotFoundError, OSError):
             raise DatasetError(
-                f"{self.location} is not a complete madn dataset (no dataset.json); "
+                f"{self.display} is not a complete madn dataset (no dataset.json); "
                 "run `madn ingest` and pass the folder it prints"
             ) from None
         if self.info.get("schema_version") != SCHEMA_VERSION:
             raise DatasetError(
-                f"{self.location}: schema version {self.info.get('schema_version')}, "
+                f"{self.display}: schema version {self.info.get('schema_version')}, "
                 f"this madn reads {SCHEMA_VERSION}; re-run `madn ingest`"
             )
         self.size: int = int(self.info["image_size"])
@@ -148,7 +150,7 @@ class SliceDataset:
         missing = [c for c in columns if c not in available]
         if missing:
             raise DatasetError(
-                f"{self.location} has no column(s) {', '.join(missing)}"
+                f"{self.display} has no column(s) {', '.join(missing)}"
                 + (" (no ground truth in this dataset)" if "ct_clean" in missing else "")
             )
 
@@ -178,7 +180,7 @@ class SliceDataset:
         """All slices of a subject ordered by slice_index: images (Z, H, W), scalars (Z,)."""
         positions = self.select(subject=subject)
         if len(positions) == 0:
-            raise DatasetError(f"{self.location} has no subject {subject!r}")
+            raise DatasetError(f"{self.display} has no subject {subject!r}")
         positions = positions[np.argsort(self.index["slice_index"][positions], kind="stable")]
         data = self.read(positions, columns)
         data["slice_index"] = self.index["slice_index"][positions]

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.dataset import SliceDataset
+from pipelines.locations import is_uri, join_uri, redact
 from tune import tracking
 from tune.space import SearchSpace
 from tune.stopping import StopSignals
@@ -115,7 +116,7 @@ class SweepResult:
 def storage_root(settings: SweepSettings) -> str:
     """The storage path or URI, absolute when local."""
     storage = settings.storage or str(Path(settings.workdir) / DEFAULT_STORAGE)
-    if "://" in storage:
+    if is_uri(storage):
         return storage
     return str(Path(storage).expanduser().resolve())
 
@@ -171,7 +172,7 @@ def _trainable(settings: SweepSettings, trial_settings: Any) -> Any:
 
 def _log_sweep_config(uri: str, run_id: str, settings: SweepSettings, space: SearchSpace) -> None:
     params = {
-        k: v
+        k: redact(v) if isinstance(v, str) else v
         for k, v in asdict(settings).items()
         if k not in ("space", "baselines", "model", "resume", "verbose", "workdir")
     }
@@ -198,21 +199,21 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
     from tune.trainable import TrialSettings
 
     space = SearchSpace.from_config(settings.space, settings.baselines)
-    data = settings.data if "://" in settings.data else str(Path(settings.data).resolve())
+    data = settings.data if is_uri(settings.data) else str(Path(settings.data).resolve())
     dataset = SliceDataset(data)
     uri = tracking.resolve_tracking_uri(settings.tracking_uri, settings.workdir)
     experiment_id = tracking.ensure_experiment(uri, settings.experiment)
     storage = storage_root(settings)
     sweep = settings.sweep_name
-    path = f"{storage.rstrip('/')}/{sweep}"
+    path = join_uri(storage, sweep)
     exists = _experiment_exists(path)
     if exists and not settings.resume:
         raise FileExistsError(
-            f"sweep {sweep!r} already exists in {storage}: pass --resume to continue it, or "
-            "choose another --name"
+            f"sweep {sweep!r} already exists in {redact(storage)}: pass --resume to continue "
+            "it, or choose another --name"
         )
     if settings.resume and not exists:
-        raise FileNotFoundError(f"--resume: no sweep {sweep!r} to resume in {storage}")
+        raise FileNotFoundError(f"--resume: no sweep {sweep!r} to resume in {redact(storage)}")
     parent = tracking.start_sweep_run(uri, experiment_id, sweep, settings.resume)
     if not settings.resume:
         _log_sweep_config(uri, parent, settings, space)

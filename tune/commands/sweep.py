@@ -79,6 +79,7 @@ def resolve_settings(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.locations import redact
     from tune.sweep import run_sweep
 
     settings = resolve_settings(args)
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"trials: {result.outcomes}")
     if result.interrupted:
         print(
-            f"madn sweep: interrupted; the sweep state is saved in {result.storage_path}. "
+            f"madn sweep: interrupted; the sweep state is saved in {redact(result.storage_path)}. "
             "Continue it with the same command plus --resume.",
             file=sys.stderr,
         )
@@ -95,6 +96,6 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"best: {result.best_config} {result.best_value:.4f} (MLflow run {result.best_run_id})"
         )
-    print(f"MLflow: {result.tracking_uri}, experiment {result.experiment!r}")
-    print(f"storage: {result.storage_path}")
+    print(f"MLflow: {redact(result.tracking_uri)}, experiment {result.experiment!r}")
+    print(f"storage: {redact(result.storage_path)}")
     return 0 if result.best_run_id else 1
