@@ -21,11 +21,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class LocalCluster:
-    """What the scripts printed and wrote: the Ray address (host:port), the job-submission URL
-    (empty without a dashboard), the MLflow tracking URL and the scripts' state folder."""
+    """What the scripts printed and wrote: the Ray address (host:port), the Ray Client URL
+    (ray://host:port), the job-submission URL (empty without a dashboard), the MLflow tracking
+    URL and the scripts' state folder."""
 
     state: Path
     address: str
+    client: str
     dashboard: str
     mlflow: str
 
@@ -82,6 +84,7 @@ def local_cluster(
         yield LocalCluster(
             state=state,
             address=(state / "ray.address").read_text().strip(),
+            client=(state / "ray.client").read_text().strip(),
             dashboard=dashboard.read_text().strip() if dashboard.exists() else "",
             mlflow=(state / "mlflow.url").read_text().strip(),
         )

@@ -77,6 +77,29 @@ def test_job_submitted_sweep_runs_on_both_nodes_and_promotes_through_server(
     assert champion.tags["decision"] == "champion"
 
 
+def test_ray_client_address_runs_trials_on_both_nodes(
+    cluster: LocalCluster, dataset_path: Path, tmp_path: Path
+) -> None:
+    assert cluster.client.startswith("ray://127.0.0.1:")
+    command = sweep_command(
+        dataset_path,
+        "client-sweep",
+        cluster.mlflow,
+        tmp_path / "storage",
+        trials=1,
+        epochs=2,
+        address=cluster.client,
+    )
+    result = subprocess.run(
+        command, env=cluster.env(), capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    experiment = MlflowClient(cluster.mlflow).get_experiment_by_name("client-sweep")
+    runs = tracking.find_runs(cluster.mlflow, experiment.experiment_id, {tracking.ROLE: "trial"})
+    assert {r.data.tags["madn.node"] for r in runs} == {"head", "worker-1"}
+    assert all(r.data.tags[tracking.OUTCOME] == "finished" for r in runs)
+
+
 def test_unreachable_tracking_server_fails_before_any_trial(
     dataset_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,8 +5,9 @@
 #
 #   infra/local/start-ray-cluster.sh [--workers N] [--head-cpus C] [--worker-cpus C]
 #                                    [--dashboard]   (needed for `ray job submit`)
-# Prints the cluster address and the job-submission URL; writes pid files, logs, `ray.address`,
-# `dashboard.url` and the token into $MADN_INFRA_STATE (default ./.madn-infra).
+# Prints the cluster address, the Ray Client URL and the job-submission URL; writes pid files, logs,
+# `ray.address`, `ray.client`, `dashboard.url` and the token into $MADN_INFRA_STATE
+# (default ./.madn-infra).
 # Drivers and `ray job submit` need:
 #   export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$MADN_INFRA_STATE/ray-token
 set -euo pipefail
@@ -36,13 +37,15 @@ fi
 export RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$token
 port=$(free_port)
 dash_port=$(free_port)
+client_port=$(free_port)   # Ray Client (ray://); Ray's default 10001 would clash between clusters
 # Ray's unix sockets live under --temp-dir and must stay below 108 bytes: use a short folder.
 temp=$(mktemp -d /tmp/madn-ray-XXXXXX)
 echo "$temp" > "$MADN_INFRA_STATE/ray-temp-dir"
 start_daemon ray-head "$MADN_INFRA_STATE/ray-head.log" "$RAY" start --head --block \
     --node-ip-address=127.0.0.1 --port="$port" --num-cpus="$head_cpus" --num-gpus=0 \
     --resources='{"madn-node-head": 1}' --include-dashboard="$dashboard" \
-    --dashboard-host=127.0.0.1 --dashboard-port="$dash_port" --temp-dir="$temp" --disable-usage-stats
+    --dashboard-host=127.0.0.1 --dashboard-port="$dash_port" --ray-client-server-port="$client_port" \
+    --temp-dir="$temp" --disable-usage-stats
 address="127.0.0.1:$port"
 head_up() {
     kill -0 "$(cat "$MADN_INFRA_STATE/ray-head.pid")" 2>/dev/null || return 2
@@ -71,6 +74,7 @@ for _ in $(seq 1 120); do
     sleep 0.5
 done
 echo "$address" > "$MADN_INFRA_STATE/ray.address"
+echo "ray://127.0.0.1:$client_port" > "$MADN_INFRA_STATE/ray.client"
 [[ $dashboard == true ]] && echo "http://127.0.0.1:$dash_port" > "$MADN_INFRA_STATE/dashboard.url"
 nodes=$(alive_nodes || echo 0)
 if [[ $nodes != "$expected" ]]; then
@@ -78,5 +82,6 @@ if [[ $nodes != "$expected" ]]; then
     exit 1
 fi
 echo "ray cluster: $address ($expected nodes; token $token)"
+echo "ray client: ray://127.0.0.1:$client_port"
 [[ $dashboard == true ]] && echo "job submission: http://127.0.0.1:$dash_port"
 exit 0

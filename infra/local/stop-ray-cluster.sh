@@ -9,7 +9,7 @@ for pidfile in "$MADN_INFRA_STATE"/ray-worker-*.pid; do
     stop_daemon "$(basename "$pidfile" .pid)"
 done
 stop_daemon ray-head
-rm -f "$MADN_INFRA_STATE/ray.address" "$MADN_INFRA_STATE/dashboard.url"
+rm -f "$MADN_INFRA_STATE/ray.address" "$MADN_INFRA_STATE/ray.client" "$MADN_INFRA_STATE/dashboard.url"
 if [[ -f "$MADN_INFRA_STATE/ray-temp-dir" ]]; then
     temp=$(cat "$MADN_INFRA_STATE/ray-temp-dir")
     [[ $temp == /tmp/madn-ray-* ]] && rm -rf "$temp"
