@@ -34,6 +34,16 @@ class LocalCluster:
     def env(self) -> dict[str, str]:
         return infra_env(self.state)
 
+    def ray_logs(self, pattern: str, chars: int = 3000) -> str:
+        """The ends of the Ray log files matching `pattern` (e.g. "ray_client_server*.err") of
+        the running cluster, for failure messages."""
+        temp = Path((self.state / "ray-temp-dir").read_text().strip())
+        parts = [
+            f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}"
+            for log in sorted(temp.glob(f"session_latest/logs/{pattern}"))
+        ]
+        return "\n".join(parts)
+
     def pid(self, name: str) -> int:
         """Process group id of a started daemon (ray-head, ray-worker-1, mlflow-server)."""
         return int((self.state / f"{name}.pid").read_text().strip())
@@ -119,26 +129,25 @@ def kill_session(session_id: int) -> int:
 
 
 def sweep_command(
-    data: Path,
+    data: Path | str,
     experiment: str,
     tracking_uri: str,
-    storage: Path,
+    storage: Path | str,
     *,
     trials: int,
     epochs: int,
-    address: str = "auto",
+    address: str | None = "auto",
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """`madn sweep` on the running cluster (`--address auto` inside `ray job submit`, or the
-    cluster's host:port for a driver started here) with tiny networks; ASHA's grace period is
-    the whole schedule, so no trial is stopped early."""
+    """`madn sweep` with tiny networks on the running cluster (`--address auto` inside `ray job
+    submit`, or the cluster's address for a driver started here; None: a local Ray runtime of
+    the driver's own). ASHA's grace period is the whole schedule, so no trial stops early."""
     return [
         sys.executable,
         "-m",
         "tune.cli",
         "sweep",
-        "--address",
-        address,
+        *(["--address", address] if address else []),
         "--data",
         str(data),
         "--trials",

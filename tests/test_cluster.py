@@ -93,7 +93,9 @@ def test_ray_client_address_runs_trials_on_both_nodes(
     result = subprocess.run(
         command, env=cluster.env(), capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:] + cluster.ray_logs("ray_client_server*")
+    )
     experiment = MlflowClient(cluster.mlflow).get_experiment_by_name("client-sweep")
     runs = tracking.find_runs(cluster.mlflow, experiment.experiment_id, {tracking.ROLE: "trial"})
     assert {r.data.tags["madn.node"] for r in runs} == {"head", "worker-1"}
@@ -127,3 +129,36 @@ def test_unreachable_tracking_server_fails_before_any_trial(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is unreachable" in err[0] and str(port) in err[0]
     assert not (tmp_path / "storage").exists()  # nothing started
+
+
+def test_unreachable_ray_address_fails_at_once(
+    dataset_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import time
+
+    from tune.cli import main
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    started = time.monotonic()
+    code = main(
+        [
+            "sweep",
+            "--address",
+            f"ray://127.0.0.1:{port}",
+            "--data",
+            str(dataset_path),
+            "--tracking-uri",
+            uri,
+            "--storage",
+            str(tmp_path / "storage"),
+        ]
+    )
+    assert code == 2 and time.monotonic() - started < 30
+    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("madn ")]
+    assert len(ours) == 1 and "is unreachable" in ours[0] and str(port) in ours[0], ours
+    experiment = MlflowClient(uri).get_experiment_by_name("madn-sweep")
+    assert MlflowClient(uri).search_runs([experiment.experiment_id]) == []  # no run left behind

@@ -64,15 +64,30 @@ def _epoch_steps(uri: str, run_id: str, metric: str = "epoch") -> list[int]:
     return sorted(m.step for m in MlflowClient(uri).get_metric_history(run_id, metric))
 
 
-def _driver(command: list[str], cluster: LocalCluster, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+def _start_driver(
+    cluster: LocalCluster, data: Path, name: str, epochs: int, folder: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`madn sweep` (one searched trial + the baseline) driven from here on the cluster; the
+    process and its log file."""
+    command = sweep_command(
+        data,
+        name,
+        cluster.mlflow,
+        folder / "storage",
+        trials=1,
+        epochs=epochs,
+        address=cluster.address,
+    )
+    log = folder / "driver.log"
+    driver = subprocess.Popen(
         command,
         env=cluster.env(),
-        cwd=log.parent,
+        cwd=folder,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    return driver, log
 
 
 def _tail(log: Path) -> str:
@@ -83,17 +98,7 @@ def test_tracking_server_outage_mid_sweep_loses_nothing(
     cluster: LocalCluster, dataset_path: Path, tmp_path: Path
 ) -> None:
     uri, epochs = cluster.mlflow, 6
-    command = sweep_command(
-        dataset_path,
-        "outage",
-        uri,
-        tmp_path / "storage",
-        trials=1,
-        epochs=epochs,
-        address=cluster.address,
-    )
-    log = tmp_path / "driver.log"
-    driver = _driver(command, cluster, log)
+    driver, log = _start_driver(cluster, dataset_path, "outage", epochs, tmp_path)
     try:
 
         def first_epoch_logged() -> bool:
@@ -209,17 +214,7 @@ def test_killed_worker_node_trial_resumes_from_checkpoint_on_head(
     cluster: LocalCluster, dataset_path: Path, tmp_path: Path
 ) -> None:
     uri, epochs, name = cluster.mlflow, 8, "node-loss"
-    command = sweep_command(
-        dataset_path,
-        name,
-        uri,
-        tmp_path / "storage",
-        trials=1,
-        epochs=epochs,
-        address=cluster.address,
-    )
-    log = tmp_path / "driver.log"
-    driver = _driver(command, cluster, log)
+    driver, log = _start_driver(cluster, dataset_path, name, epochs, tmp_path)
     try:
 
         def worker_trial_past_epoch_2() -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.fs as pafs
 import pytest
+from local_cluster import sweep_command
 
 from pipelines.dataset import DatasetError, SliceDataset
 from pipelines.locations import join_uri, redact
@@ -60,23 +61,17 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def s3_dataset(s3_endpoint: str, dataset_path: Path) -> Iterator[str]:
     """`dataset_path` copied to s3://madn/cache/<key>; its URI."""
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    s3 = pafs.S3FileSystem(endpoint_override=s3_endpoint, scheme="http", allow_bucket_creation=True)
-    s3.create_dir("madn")
-    pafs.copy_files(
-        str(dataset_path),
-        f"madn/cache/{dataset_path.name}",
-        destination_filesystem=s3,
-    )
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in CREDENTIALS.items():
+            env.setenv(key, value)
+        s3 = pafs.S3FileSystem(
+            endpoint_override=s3_endpoint, scheme="http", allow_bucket_creation=True
+        )
+        s3.create_dir("madn")
+        pafs.copy_files(
+            str(dataset_path), f"madn/cache/{dataset_path.name}", destination_filesystem=s3
+        )
         yield f"s3://madn/cache/{dataset_path.name}?endpoint_override={s3_endpoint}&scheme=http"
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_locations_join_and_redact() -> None:
@@ -107,30 +102,7 @@ def test_sweep_reads_shards_and_checkpoints_on_s3(
 ) -> None:
     storage = f"s3://madn/ray?endpoint_override={s3_endpoint}&scheme=http"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command = [
-        sys.executable,
-        "-m",
-        "tune.cli",
-        "sweep",
-        "--data",
-        s3_dataset,
-        "--storage",
-        storage,
-        "--tracking-uri",
-        uri,
-        "--experiment",
-        "on-s3",
-        "--trials",
-        "1",
-        "--epochs",
-        "2",
-        "--grace-period",
-        "2",
-        "--base-channels",
-        "8",
-        "--num-res",
-        "1",
-    ]
+    command = sweep_command(s3_dataset, "on-s3", uri, storage, trials=1, epochs=2, address=None)
     # a local Ray runtime started by the driver: its trials inherit the credentials
     env = {**os.environ, **CREDENTIALS, "MADN_TRACEBACK": "1"}
     result = subprocess.run(

@@ -25,7 +25,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tempfile
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from typing import Any
 from pipelines.dataset import SliceDataset
 from pipelines.locations import is_uri, join_uri, redact
 from tune import tracking
+from tune.errors import ServiceError
 from tune.space import SearchSpace
 from tune.stopping import StopSignals
 
@@ -127,17 +130,51 @@ def _experiment_exists(path: str) -> bool:
     return tune.Tuner.can_restore(path)
 
 
-def _init_ray(address: str | None) -> bool:
-    """Connect to `address` or start a local runtime sized to the machine; True if started."""
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A one-line ServiceError at once when nothing listens at a `host:port` or `ray://host:port`
+    address (Ray itself keeps retrying a missing head for minutes). `auto` is left to Ray."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ServiceError(
+            f"Ray cluster {address} is unreachable ({reason}); start it "
+            "(infra/local/start-ray-cluster.sh, ray up) or fix --address"
+        ) from None
+
+
+def _init_ray(address: str | None, attempts: int = 3) -> bool:
+    """Connect to `address` or start a local runtime sized to the machine; True if started.
+
+    A connection that fails is tried again (`attempts` in all, 2 s apart): through Ray Client
+    (`ray://`) the head starts a server per driver, and that start was seen to fail once in a
+    while on a loaded machine. Then a one-line ServiceError names the address."""
     import ray
 
     if ray.is_initialized():
         return False
-    if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True)
-    else:
+    if not address:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
-    return True
+        return True
+    _check_reachable(address)
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True)
+            return True
+        except ConnectionError as error:
+            if ray.is_initialized():
+                ray.shutdown()
+            if attempt == attempts:
+                first_line = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+                raise ServiceError(
+                    f"cannot connect to the Ray cluster at {address} ({first_line}); is it "
+                    "running, and are RAY_AUTH_MODE/RAY_AUTH_TOKEN_PATH set for its token?"
+                ) from error
+            time.sleep(2.0)
+    raise AssertionError("unreachable")
 
 
 def _build_searcher(settings: SweepSettings, space: SearchSpace) -> Any:
@@ -214,23 +251,24 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
         )
     if settings.resume and not exists:
         raise FileNotFoundError(f"--resume: no sweep {sweep!r} to resume in {redact(storage)}")
-    parent = tracking.start_sweep_run(uri, experiment_id, sweep, settings.resume)
-    if not settings.resume:
-        _log_sweep_config(uri, parent, settings, space)
-    trial_settings = TrialSettings(
-        data=data,
-        model={**settings.model, "epochs": settings.epochs},
-        tracking_uri=uri,
-        experiment_id=experiment_id,
-        parent_run_id=parent,
-        sweep=sweep,
-        image_size=dataset.size,
-        max_val_slices=settings.max_val_slices,
-    )
     # with a checkpoint every epoch Tune warns about frequent state snapshots; they are cheap here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    started = _init_ray(settings.address)
+    started = _init_ray(settings.address)  # first: a wrong address leaves no MLflow run behind
+    parent: str | None = None
     try:
+        parent = tracking.start_sweep_run(uri, experiment_id, sweep, settings.resume)
+        if not settings.resume:
+            _log_sweep_config(uri, parent, settings, space)
+        trial_settings = TrialSettings(
+            data=data,
+            model={**settings.model, "epochs": settings.epochs},
+            tracking_uri=uri,
+            experiment_id=experiment_id,
+            parent_run_id=parent,
+            sweep=sweep,
+            image_size=dataset.size,
+            max_val_slices=settings.max_val_slices,
+        )
         trainable = _trainable(settings, trial_settings)
         if settings.resume:
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
@@ -262,13 +300,15 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
         with StopSignals() as stop:
             results = tuner.fit()
     except BaseException:
-        tracking.finish_run(uri, parent, "KILLED", {tracking.OUTCOME: "interrupted"})
+        if parent is not None:
+            tracking.finish_run(uri, parent, "KILLED", {tracking.OUTCOME: "interrupted"})
         raise
     finally:
         if started:
             import ray
 
             ray.shutdown()
+    assert parent is not None
     return _finish(settings, results, uri, experiment_id, parent, path, stop.requested is not None)
 
 
