@@ -24,14 +24,18 @@ def main() -> None:
 
     import torch
 
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="madn-bench-tune-") as folder:
+        _measure(Path(folder), args.trials, args.epochs)
+
+
+def _measure(root: Path, trials: int, epochs: int) -> None:
     from pipelines.ingest import IngestConfig, ingest
     from pipelines.registration import RegistrationConfig
     from pipelines.synth.generate import SynthConfig, synthesize
     from pipelines.train import train_model
     from tune.train_settings import build_config
 
-    torch.set_num_threads(1)
-    root = Path(tempfile.mkdtemp(prefix="madn-bench-tune-"))
     manifest = synthesize(
         SynthConfig(subjects=8, metal_fraction=0.5, size=32, slices=8, seed=3),
         root / "synth",
@@ -43,11 +47,11 @@ def main() -> None:
         IngestConfig(size=32, registration=RegistrationConfig(mode="none"), test_subjects="2"),
         progress=False,
     ).path
-    model = {"base_channels": 8, "num_res": 1, "batch_size": 4, "lr": 5e-4, "epochs": args.epochs}
+    model = {"base_channels": 8, "num_res": 1, "batch_size": 4, "lr": 5e-4, "epochs": epochs}
     settings = {**model, "variant": "multichannel", "device": "cpu"}
 
     start = time.perf_counter()
-    for i in range(args.trials):
+    for i in range(trials):
         config = build_config(settings, 32)
         train_model(data, config, root / f"direct-{i}", progress=False, max_val_slices=16)
     direct = time.perf_counter() - start
@@ -64,10 +68,10 @@ def main() -> None:
         SweepSettings(
             data=str(data),
             trials=0,
-            epochs=args.epochs,
+            epochs=epochs,
             max_concurrent=1,
             cpus_per_trial=1,
-            baselines=[{"variant": "multichannel"}] * args.trials,
+            baselines=[{"variant": "multichannel"}] * trials,
             model={k: v for k, v in model.items() if k != "epochs"},
             workdir=str(root),
             max_val_slices=16,
@@ -76,8 +80,8 @@ def main() -> None:
     )
     swept = time.perf_counter() - start
     ray.shutdown()
-    per_direct, per_swept = direct / args.trials, swept / args.trials
-    print(f"trials: {args.trials}, epochs each: {args.epochs}, 32 px, base width 8")
+    per_direct, per_swept = direct / trials, swept / trials
+    print(f"trials: {trials}, epochs each: {epochs}, 32 px, base width 8")
     print(f"ray.init: {ray_start:.1f} s")
     print(f"in-process train_model: {per_direct:.2f} s per trial (baseline)")
     print(f"through the sweep (Tune + MLflow): {per_swept:.2f} s per trial")

@@ -40,6 +40,7 @@ from madn_core.checkpoint import load_model
 from madn_core.metrics import psnr, ssim
 from madn_core.model import MADN
 from madn_core.trainer import resolve_device
+from pipelines.atomic import atomic_path, write_text_atomic
 from pipelines.dataset import DatasetError, SliceDataset, channels_for_variant
 from pipelines.evaluation_figures import comparison_grid, dice_boxplot, sigma_boxplot
 from pipelines.intensity import hu_to_unit, unit_to_hu
@@ -230,17 +231,9 @@ def _ground_truth_cases(
     return pd.DataFrame(rows)
 
 
-def _write_text(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".tmp-{path.name}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-    return path
-
-
 def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
-    temporary = path.with_name(f".tmp-{path.name}")
-    frame.to_csv(temporary, index=False)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
     return path
 
 
@@ -327,7 +320,7 @@ def evaluate(
     table = markdown_table(summaries["sigma_ct"], ["muscle", "side"], ct_methods, digits=1)
     sections.append("## CT: sigma_CT in muscle (HU, mean ± std over subjects; lower is better)\n")
     sections.append(table + "\n")
-    files["sigma_ct.md"] = _write_text(out / "sigma_ct.md", table + "\n")
+    files["sigma_ct.md"] = write_text_atomic(out / "sigma_ct.md", table + "\n")
     files["sigma_boxplot"] = sigma_boxplot(sigma, ct_methods, out / "sigma_ct_boxplot.png")
 
     mri_methods = [m for m in methods if any(o["mri"] is not None for o in outputs[m].values())]
@@ -363,7 +356,7 @@ def evaluate(
             "higher is better)\n"
         )
         sections.append(table + "\n")
-        files["dice.md"] = _write_text(out / "dice.md", table + "\n")
+        files["dice.md"] = write_text_atomic(out / "dice.md", table + "\n")
         files["dice_boxplot"] = dice_boxplot(dice, mri_methods, out / "dice_boxplot.png")
     elif config.dice:
         sections.append(
@@ -384,7 +377,7 @@ def evaluate(
             "(overall: all but metal; near: within 30 mm of the implant; higher is better)\n"
         )
         sections.append(table + "\n")
-        files["ground_truth.md"] = _write_text(out / "ground_truth.md", table + "\n")
+        files["ground_truth.md"] = write_text_atomic(out / "ground_truth.md", table + "\n")
 
     for name, frame in cases.items():
         files[f"{name}_cases.csv"] = _write_csv(out / f"{name}_cases.csv", frame)
@@ -396,7 +389,7 @@ def evaluate(
         + ("![Dice](dice_boxplot.png)\n\n" if "dice_boxplot" in files else "")
         + "![comparison](comparison.png)\n"
     )
-    files["report"] = _write_text(out / "report.md", "\n".join(sections))
+    files["report"] = write_text_atomic(out / "report.md", "\n".join(sections))
     summary_json = {
         "reference": reference,
         "methods": methods,
@@ -407,5 +400,7 @@ def evaluate(
             name: json.loads(frame.to_json(orient="records")) for name, frame in summaries.items()
         },
     }
-    files["summary.json"] = _write_text(out / "summary.json", json.dumps(summary_json, indent=2))
+    files["summary.json"] = write_text_atomic(
+        out / "summary.json", json.dumps(summary_json, indent=2)
+    )
     return EvaluationResult(out, reference, methods, summaries, cases, files)

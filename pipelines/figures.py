@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+
+from pipelines.atomic import atomic_path
 
 
 def save_image_grid(
@@ -69,14 +70,9 @@ def save_image_grid(
 def save_figure(fig: plt.Figure, path: str | os.PathLike[str], dpi: int = 110) -> Path:
     """Write `fig` as PNG through a temporary name and rename (readers never see half a file);
     the figure is closed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
-        fig.savefig(temp, dpi=dpi)
-        os.replace(temp, path)
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, dpi=dpi, format="png")
     finally:
         plt.close(fig)
-        Path(temp).unlink(missing_ok=True)
-    return path
+    return Path(path)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from madn_core.checkpoint import load_model
 from madn_core.trainer import resolve_device
+from pipelines.atomic import atomic_path
 from pipelines.dataset import channels_for_variant
 from pipelines.intensity import (
     IntensityConfig,
@@ -64,11 +65,9 @@ def _as_image(array: np.ndarray, grid: sitk.Image) -> sitk.Image:
 
 def _write(image: sitk.Image, reference: sitk.Image, path: Path) -> Path:
     """Write `image` (float32) with `reference`'s geometry, atomically (temp name, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     image.CopyInformation(reference)
-    temporary = path.with_name(f".tmp-{path.name}")
-    sitk.WriteImage(image, str(temporary), useCompression=True)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        sitk.WriteImage(image, str(temporary), useCompression=True)
     return path
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from madn_core.config import MADNConfig
 from madn_core.trainer import Trainer, TrainerCallback
+from pipelines.atomic import write_text_atomic
 from pipelines.dataset import Augment, SliceDataset, UnpairedBatches, channels_for_variant
 from pipelines.figures import save_image_grid
 from pipelines.progress import ProgressBar
@@ -77,9 +78,7 @@ def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
         json.dumps({"epoch": i + 1, **{k: _json_number(v) for k, v in entry.items()}})
         for i, entry in enumerate(history)
     ]
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("\n".join(lines) + ("\n" if lines else ""))
-    os.replace(temporary, path)
+    write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
 def _json_number(value: float) -> float | None:

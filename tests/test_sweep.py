@@ -36,10 +36,6 @@ def _settings(data: Path, workdir: Path, **overrides: object) -> SweepSettings:
     return SweepSettings(**values)
 
 
-def _trial_runs(uri: str, experiment_id: str, sweep: str) -> list:
-    return tracking.find_runs(uri, experiment_id, {tracking.ROLE: "trial", tracking.SWEEP: sweep})
-
-
 @pytest.fixture(scope="module")
 def finished_sweep(ray_runtime, dataset_path: Path, tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("sweep")
@@ -49,7 +45,7 @@ def finished_sweep(ray_runtime, dataset_path: Path, tmp_path_factory: pytest.Tem
 def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
     result, workdir = finished_sweep
     assert result.tracking_uri == f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
-    runs = _trial_runs(result.tracking_uri, result.experiment_id, "test-sweep")
+    runs = tracking.trial_runs(result.tracking_uri, result.experiment_id, "test-sweep")
     assert len(runs) == 7  # 6 searched + the multichannel baseline
     assert len({r.data.tags[tracking.TRIAL_ID] for r in runs}) == 7  # no duplicates
     for run in runs:
@@ -147,7 +143,7 @@ def test_failed_trial_is_marked_and_sweep_completes(
         experiment="test-failure",
     )
     result = run_sweep(settings)
-    runs = _trial_runs(result.tracking_uri, result.experiment_id, "test-failure")
+    runs = tracking.trial_runs(result.tracking_uri, result.experiment_id, "test-failure")
     assert len(runs) == 2
     failed = [r for r in runs if r.data.params.get("lr") == "1e+30"]
     assert len(failed) == 1
@@ -201,7 +197,7 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     deadline = time.monotonic() + 240
     finished: list = []
     while time.monotonic() < deadline and driver.poll() is None:
-        runs = _trial_runs(uri, experiment_id, "test-resume")
+        runs = tracking.trial_runs(uri, experiment_id, "test-resume")
         finished = [
             r for r in runs if r.data.tags.get(tracking.OUTCOME) in ("finished", "stopped_early")
         ]
@@ -217,7 +213,8 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         ("KILLED", "interrupted")
     ]
     before = {
-        r.data.tags[tracking.TRIAL_ID]: r for r in _trial_runs(uri, experiment_id, "test-resume")
+        r.data.tags[tracking.TRIAL_ID]: r
+        for r in tracking.trial_runs(uri, experiment_id, "test-resume")
     }
     done_before = {
         t
@@ -239,7 +236,8 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     )
     result = run_sweep(settings)
     after = {
-        r.data.tags[tracking.TRIAL_ID]: r for r in _trial_runs(uri, experiment_id, "test-resume")
+        r.data.tags[tracking.TRIAL_ID]: r
+        for r in tracking.trial_runs(uri, experiment_id, "test-resume")
     }
     assert len(after) == 4  # 3 searched + baseline, each exactly one run
     client = MlflowClient(uri)

@@ -57,15 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         CheckpointError,
         ServiceError,
     ) as error:
-        if os.environ.get("MADN_TRACEBACK"):
-            traceback.print_exc()
-        print(f"madn {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(args.command, f"error: {error}", 2)
     except KeyboardInterrupt:
-        if os.environ.get("MADN_TRACEBACK"):
-            traceback.print_exc()
-        print(f"madn {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _fail(args.command, "interrupted", 130)
+
+
+def _fail(command: str, message: str, code: int) -> int:
+    """Print `madn <command>: <message>` (and the traceback with MADN_TRACEBACK=1); `code`."""
+    if os.environ.get("MADN_TRACEBACK"):
+        traceback.print_exc()
+    print(f"madn {command}: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -55,25 +55,10 @@ def test_metric_name(metric: str) -> str:
     return "test/" + metric.split("/", 1)[1] if metric.startswith("val/") else f"test/{metric}"
 
 
-def latest_sweep_run(uri: str, experiment_id: str) -> Any:
-    runs = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "sweep"})
-    if not runs:
-        raise PromotionError(f"experiment {experiment_id} has no sweep run")
-    return runs[0]
-
-
 def best_trial_run(uri: str, experiment: str, metric: str, mode: str = "max") -> Any:
     """The trial run with the best last `metric` among those that logged a checkpoint."""
-    client = tracking.client(uri)
-    found = tracking.with_retries(client.get_experiment_by_name, experiment)
-    if found is None:
-        raise PromotionError(f"no MLflow experiment {experiment!r} in {uri}")
-    sweep = latest_sweep_run(uri, found.experiment_id)
-    trials = tracking.find_runs(
-        uri,
-        found.experiment_id,
-        {tracking.ROLE: "trial", tracking.SWEEP: sweep.data.tags[tracking.SWEEP]},
-    )
+    experiment_id, sweep = tracking.latest_sweep_run(uri, experiment)
+    trials = tracking.trial_runs(uri, experiment_id, sweep.data.tags[tracking.SWEEP])
     scored = [
         r
         for r in trials
@@ -152,38 +137,14 @@ def promote(
         if criterion not in scores:
             raise PromotionError(f"{criterion} is not a test metric; choose another --metric")
         new_score = float(scores[criterion])
-        champion_score, champion_version = None, None
-        try:
-            current = client.get_model_version_by_alias(model_name, "champion")
-            champion_version = current.version
-        except Exception:
-            current = None
-        if current is not None:
-            try:
-                with tracking.fluent_uri(uri):
-                    champion = mlflow.pytorch.load_model(
-                        f"models:/{model_name}@champion", map_location="cpu"
-                    )
-                champion_score = float(test_scores(champion, data)[criterion])
-            except PromotionError:
-                tag = current.tags.get("test_score")
-                champion_score = float(tag) if tag is not None else None
-
+        champion_version, champion_score = _champion(uri, model_name, data, criterion)
         corrector = Corrector(model).eval()
         channels = channels_for_variant(model.config.variant)
         size = model.config.image_size
         example = torch.zeros(1, len(channels), size, size)
         with torch.no_grad():
             output = corrector(example).numpy()
-        intensity = IntensityConfig()
-        preprocessing = {
-            "variant": model.config.variant,
-            "channels": ",".join(channels),
-            "image_size": str(size),
-            "ct_window_hu": f"{intensity.ct_min},{intensity.ct_max}",
-            "mri_percentiles": ",".join(str(p) for p in intensity.mri_percentiles),
-            "input_range": "-1,1",
-        }
+        preprocessing = _preprocessing(model.config.variant, channels, size)
         parent = best.data.tags.get(tracking.PARENT)
         with tracking.fluent_uri(uri):
             with mlflow.start_run(
@@ -246,6 +207,36 @@ def promote(
         promoted=promoted,
         model_uri=f"models:/{model_name}/{version.version}",
     )
+
+
+def _champion(
+    uri: str, model_name: str, data: str, criterion: str
+) -> tuple[str | None, float | None]:
+    """(version, `criterion` score on `data`) of the current `champion`, (None, None) without
+    one. A champion that cannot be scored on `data` keeps the score it was promoted with."""
+    try:
+        current = tracking.client(uri).get_model_version_by_alias(model_name, "champion")
+    except Exception:
+        return None, None
+    try:
+        champion = load_registered_model(f"models:/{model_name}@champion", uri)
+        return current.version, float(test_scores(champion, data)[criterion])
+    except PromotionError:
+        tag = current.tags.get("test_score")
+        return current.version, float(tag) if tag is not None else None
+
+
+def _preprocessing(variant: str, channels: tuple[str, ...], size: int) -> dict[str, str]:
+    """What a registered model's input needs, as model metadata and version tags."""
+    intensity = IntensityConfig()
+    return {
+        "variant": variant,
+        "channels": ",".join(channels),
+        "image_size": str(size),
+        "ct_window_hu": f"{intensity.ct_min},{intensity.ct_max}",
+        "mri_percentiles": ",".join(str(p) for p in intensity.mri_percentiles),
+        "input_range": "-1,1",
+    }
 
 
 def _parent_param(uri: str, run: Any, name: str) -> str | None:

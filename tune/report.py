@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from pipelines.atomic import write_text_atomic
 from pipelines.figures import save_figure
 from tune import tracking
 from tune.errors import ServiceError
@@ -41,7 +42,7 @@ class ReportError(ServiceError):
 
 def trials_frame(uri: str, experiment_id: str, sweep: str, metric: str) -> pd.DataFrame:
     """One row per trial run of `sweep`: run_id, name, group, parameters, outcome, objective."""
-    runs = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "trial", tracking.SWEEP: sweep})
+    runs = tracking.trial_runs(uri, experiment_id, sweep)
     rows = []
     for run in runs:
         params = run.data.params
@@ -176,18 +177,11 @@ def build_report(
 
     uri = tracking.resolve_tracking_uri(tracking_uri, workdir)
     client = tracking.client(uri)
-    found = tracking.with_retries(client.get_experiment_by_name, experiment)
-    if found is None:
-        raise ReportError(f"no MLflow experiment {experiment!r} in {uri}")
+    experiment_id, sweep_run = tracking.latest_sweep_run(uri, experiment)
     if sweep_run_id:
         sweep_run = client.get_run(sweep_run_id)
-    else:
-        sweeps = tracking.find_runs(uri, found.experiment_id, {tracking.ROLE: "sweep"})
-        if not sweeps:
-            raise ReportError(f"experiment {experiment!r} has no sweep run")
-        sweep_run = sweeps[0]
     sweep = sweep_run.data.tags[tracking.SWEEP]
-    trials = trials_frame(uri, found.experiment_id, sweep, metric)
+    trials = trials_frame(uri, experiment_id, sweep, metric)
     if trials.empty:
         raise ReportError(f"sweep {sweep!r} has no trial runs")
     out = Path(out_dir)
@@ -209,17 +203,16 @@ def build_report(
     best = scored.iloc[0] if len(scored) else None
     if best is not None:
         try:
-            folder = tempfile.mkdtemp(prefix="madn-report-")
             listed = client.list_artifacts(best["run_id"], "samples")
             if listed:
-                local = mlflow.artifacts.download_artifacts(
-                    run_id=best["run_id"],
-                    artifact_path=sorted(a.path for a in listed)[-1],
-                    dst_path=folder,
-                    tracking_uri=uri,
-                )
-                shutil.copyfile(local, out / "best_trial_samples.png")
-            shutil.rmtree(folder, ignore_errors=True)
+                with tempfile.TemporaryDirectory(prefix="madn-report-") as folder:
+                    local = mlflow.artifacts.download_artifacts(
+                        run_id=best["run_id"],
+                        artifact_path=sorted(a.path for a in listed)[-1],
+                        dst_path=folder,
+                        tracking_uri=uri,
+                    )
+                    shutil.copyfile(local, out / "best_trial_samples.png")
         except Exception:  # a missing image does not stop the report
             pass
     lines = [
@@ -264,10 +257,7 @@ def build_report(
         lines.append("![objective vs sigma](objective_vs_sigma.png)")
     if (out / "best_trial_samples.png").exists():
         lines.append("![best trial samples](best_trial_samples.png)")
-    report = out / "report.md"
-    temporary = out / ".report.md.tmp"
-    temporary.write_text("\n".join(lines) + "\n")
-    os.replace(temporary, report)
+    report = write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     if log_to_sweep:
         tracking.with_retries(client.log_artifacts, sweep_run.info.run_id, str(out), "report")
     return report

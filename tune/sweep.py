@@ -223,7 +223,7 @@ def _log_sweep_config(uri: str, run_id: str, settings: SweepSettings, space: Sea
 
 def trial_outcomes(uri: str, experiment_id: str, sweep: str) -> dict[str, int]:
     """Counts of trial outcomes (finished, stopped_early, error, running) from MLflow."""
-    runs = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "trial", tracking.SWEEP: sweep})
+    runs = tracking.trial_runs(uri, experiment_id, sweep)
     return dict(Counter(r.data.tags.get(tracking.OUTCOME, "running") for r in runs))
 
 

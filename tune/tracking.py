@@ -171,6 +171,23 @@ def find_runs(uri: str, experiment_id: str, tags: Mapping[str, str]) -> list[Any
     )
 
 
+def trial_runs(uri: str, experiment_id: str, sweep: str) -> list[Any]:
+    """The trial runs of sweep `sweep`, newest first."""
+    return find_runs(uri, experiment_id, {ROLE: "trial", SWEEP: sweep})
+
+
+def latest_sweep_run(uri: str, experiment: str) -> tuple[str, Any]:
+    """(experiment id, the newest sweep run) of the experiment named `experiment`; a
+    TrackingError when there is no such experiment or it holds no sweep."""
+    found = with_retries(client(uri).get_experiment_by_name, experiment)
+    if found is None:
+        raise TrackingError(f"no MLflow experiment {experiment!r} in {uri}")
+    sweeps = find_runs(uri, found.experiment_id, {ROLE: "sweep"})
+    if not sweeps:
+        raise TrackingError(f"experiment {experiment!r} has no sweep run")
+    return found.experiment_id, sweeps[0]
+
+
 def start_sweep_run(uri: str, experiment_id: str, sweep: str, resume: bool) -> str:
     """The parent run of sweep `sweep`: the existing one when resuming, else a new one."""
     if resume:

@@ -24,6 +24,7 @@ import SimpleITK as sitk
 import torch
 from tqdm.auto import tqdm
 
+from pipelines.atomic import atomic_path
 from pipelines.synth.ct import PolychromaticScanner, ScanProtocol, material_maps
 from pipelines.synth.mri import MRIProtocol, rician, smooth_bias, susceptibility_artefact
 from pipelines.synth.phantom import make_phantom
@@ -202,11 +203,9 @@ def synthesize(
             bar.update(1)
     bar.close()
     manifest = out / "manifest.csv"
-    handle, temp = tempfile.mkstemp(prefix=".manifest.", suffix=".csv", dir=out)
-    with os.fdopen(handle, "w", newline="") as stream:
+    with atomic_path(manifest) as temporary, temporary.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
         for subject_id, _ in plan:
             writer.writerow(rows[subject_id])
-    os.replace(temp, manifest)
     return manifest

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
+from typing import Any
 
 
 class UsageError(Exception):
@@ -18,6 +20,30 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def settings_from_file_and_flags(
+    args: argparse.Namespace, known: Iterable[str], flags: Iterable[str]
+) -> dict[str, Any]:
+    """The --config file's settings (keys must be in `known`) overridden by the `flags` given
+    on the command line; --data is required in one or the other."""
+    from pipelines.train import load_train_config
+
+    known = set(known)
+    settings: dict[str, Any] = load_train_config(args.config) if args.config else {}
+    unknown = set(settings) - known
+    if unknown:
+        raise UsageError(
+            f"{args.config}: unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"expected {', '.join(sorted(known))}"
+        )
+    for name in flags:
+        value = getattr(args, name, None)
+        if value is not None:
+            settings[name] = value
+    if not settings.get("data"):
+        raise UsageError("--data is required (the folder `madn ingest` printed)")
+    return settings
 
 
 def add_experiment_arguments(parser: argparse.ArgumentParser, metric_help: str) -> None:

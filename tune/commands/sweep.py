@@ -7,7 +7,7 @@ import sys
 from dataclasses import fields
 from typing import Any
 
-from tune.commands.common import UsageError, positive_int
+from tune.commands.common import positive_int, settings_from_file_and_flags
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -53,28 +53,16 @@ MODEL_FLAGS = ("base_channels", "num_res", "batch_size", "lr")
 
 
 def resolve_settings(args: argparse.Namespace) -> Any:
-    from pipelines.train import load_train_config
     from tune.sweep import SweepSettings
 
     known = {f.name for f in fields(SweepSettings)}
-    values: dict[str, Any] = load_train_config(args.config) if args.config else {}
-    unknown = set(values) - known
-    if unknown:
-        raise UsageError(
-            f"{args.config}: unknown setting(s) {', '.join(sorted(unknown))}; "
-            f"expected {', '.join(sorted(known))}"
-        )
+    flags = known - {"model", "space", "baselines", "workdir", "verbose"}
+    values = settings_from_file_and_flags(args, known, flags)
     model = dict(values.get("model") or {})
     for flag in MODEL_FLAGS:
         if getattr(args, flag) is not None:
             model[flag] = getattr(args, flag)
     values["model"] = model
-    for name in known - {"model", "space", "baselines", "workdir", "verbose"}:
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
-    if not values.get("data"):
-        raise UsageError("--data is required (the folder `madn ingest` printed)")
     return SweepSettings(**values)
 
 

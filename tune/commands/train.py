@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tune.commands.common import UsageError, positive_int
+from tune.commands.common import positive_int, settings_from_file_and_flags
 from tune.train_settings import CONFIG_KEYS, build_config
 
 FILE_ONLY_KEYS = {"data", "variant", "out", "resume", "model"}
@@ -46,22 +46,8 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     """File settings overridden by the flags given on the command line."""
-    from pipelines.train import load_train_config
-
-    settings: dict[str, Any] = load_train_config(args.config) if args.config else {}
-    unknown = set(settings) - set(CONFIG_KEYS) - FILE_ONLY_KEYS
-    if unknown:
-        raise UsageError(
-            f"{args.config}: unknown setting(s) {', '.join(sorted(unknown))}; "
-            f"expected {', '.join(sorted(set(CONFIG_KEYS) | FILE_ONLY_KEYS))}"
-        )
-    for key in (*CONFIG_KEYS, *FILE_ONLY_KEYS):
-        value = getattr(args, key, None)
-        if value is not None:
-            settings[key] = value
-    if not settings.get("data"):
-        raise UsageError("--data is required (the folder `madn ingest` printed)")
-    return settings
+    keys = (*CONFIG_KEYS, *FILE_ONLY_KEYS)
+    return settings_from_file_and_flags(args, keys, keys)
 
 
 def run(args: argparse.Namespace) -> int:
