@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.ingest import IngestConfig, ingest
-from pipelines.manifest import read_manifest
-from pipelines.registration import RegistrationConfig
+from pipelines.data.ingest import IngestConfig, ingest
+from pipelines.data.manifest import read_manifest
+from pipelines.data.registration import RegistrationConfig
 from pipelines.synth.generate import SynthConfig, synthesize
 
 

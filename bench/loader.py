@@ -1,6 +1,6 @@
 """Shard loading speed: Parquet slice shards -> batched torch tensors, one process, one thread.
 
-Writes a dataset of random 256 x 256 slices in the real shard format (`pipelines.shards`, the
+Writes a dataset of random 256 x 256 slices in the real shard format (`pipelines.data.shards`, the
 writer `madn ingest` uses), then measures slices/s for:
 - baseline: the same slices stored with Arrow's fixed-shape tensor type (one Parquet list level
   per pixel), read by row group;
@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from pipelines.dataset import SliceDataset, UnpairedBatches
-from pipelines.shards import SCALAR_COLUMNS, SCHEMA_VERSION, schema, slices_table, write_shard
+from pipelines.data.dataset import SliceDataset, UnpairedBatches
+from pipelines.data.shards import SCALAR_COLUMNS, SCHEMA_VERSION, schema, slices_table, write_shard
 
 
 def make_dataset(root: Path, slices: int, size: int) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from pipelines.mar import li_mar, nmar
+from pipelines.baselines.mar import li_mar, nmar
 from pipelines.synth.generate import SynthConfig, simulate_subject
 from pipelines.synth.tissues import MUSCLE
 

@@ -1,6 +1,6 @@
 """Ray Tune + MLflow overhead per sweep trial, against the same training run in-process.
 
-Baseline: `pipelines.train.train_model` called N times in one process (no Ray, no MLflow).
+Baseline: `pipelines.training.train.train_model` called N times in one process (no Ray, no MLflow).
 Sweep: `madn sweep` machinery with N trials of the same model and schedule, one at a time
 (max_concurrent 1, so the comparison is per trial, not a parallel speed-up), local Ray with
 2 CPUs, sqlite MLflow. Overhead per trial = (sweep wall time - Ray start) / N - baseline / N.
@@ -30,10 +30,10 @@ def main() -> None:
 
 
 def _measure(root: Path, trials: int, epochs: int) -> None:
-    from pipelines.ingest import IngestConfig, ingest
-    from pipelines.registration import RegistrationConfig
+    from pipelines.data.ingest import IngestConfig, ingest
+    from pipelines.data.registration import RegistrationConfig
     from pipelines.synth.generate import SynthConfig, synthesize
-    from pipelines.train import train_model
+    from pipelines.training.train import train_model
     from tune.train_settings import build_config
 
     manifest = synthesize(

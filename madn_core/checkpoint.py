@@ -72,7 +72,8 @@ def load_model(
     map_location: str | torch.device = "cpu",
     expected_variant: str | None = None,
 ) -> MADN:
-    """Rebuild the MADN model saved in a checkpoint, in eval mode.
+    """Rebuild the MADN model saved in a checkpoint, in eval mode: the EMA weights when the
+    checkpoint has them (what validation scored), else the trained weights.
 
     expected_variant: if given, a checkpoint of another variant raises CheckpointError.
     """
@@ -84,7 +85,8 @@ def load_model(
         )
     model = MADN(config)
     try:
-        model.load_state_dict(payload["model"])
+        ema = payload.get("ema")
+        model.load_state_dict(ema["model"] if isinstance(ema, dict) else payload["model"])
     except RuntimeError as error:
         raise CheckpointError(
             f"{path}: weights do not fit the {config.variant} model ({error})"

@@ -82,6 +82,10 @@ class NetworkConfig:
     num_down: stride-2 convolutions in each encoder (= nearest-upsampling steps in each decoder).
     num_res: residual blocks at the bottleneck of each content encoder and each decoder.
     num_sides: artefact-encoder feature maps fused into the artefact decoder's last layers.
+    residual: every decoder predicts a correction that is added to the image its code was encoded
+        from (zero-initialised, so an untrained model is the identity, i.e. No MAR). ADN: false.
+    content_skips: content-encoder feature maps fused into the clean decoder G_I's last layers
+        (U-Net-like skips that carry anatomy past the bottleneck). ADN: 0.
     """
 
     base_channels: int = 64
@@ -95,6 +99,8 @@ class NetworkConfig:
     discriminator_channels: int = 64
     discriminator_layers: int = 2
     discriminator_norm: str = "instance"
+    residual: bool = False
+    content_skips: int = 0
 
     def __post_init__(self) -> None:
         _positive_int("network.base_channels", self.base_channels)
@@ -108,6 +114,14 @@ class NetworkConfig:
             f"<= num_down + 1 + num_res = {max_sides}",
             self.num_sides,
         )
+        _positive_int("network.content_skips", self.content_skips, minimum=0)
+        _check(
+            self.content_skips <= max_sides,
+            "network.content_skips",
+            f"<= num_down + 1 + num_res = {max_sides}",
+            self.content_skips,
+        )
+        _check(isinstance(self.residual, bool), "network.residual", "true or false", self.residual)
         for name in ("encoder_norm", "decoder_norm", "up_norm", "discriminator_norm"):
             _choice(f"network.{name}", getattr(self, name), NORMS)
         _choice("network.padding", self.padding, PADDINGS)
@@ -182,6 +196,10 @@ class TrainConfig:
     amp: bf16 autocast for the networks (similarity is always computed in float32).
     channels_last: NHWC memory format (helps convolutions on GPUs).
     device: "auto" (CUDA when available), "cpu" or "cuda".
+    ema_decay: decay of the generator weights' exponential moving average, which validation and
+        export use (madn_core.ema); 0 turns it off.
+    patch: side in pixels of the random square crops trained on (the networks are fully
+        convolutional, so they still apply to whole slices); 0 trains on whole slices.
     """
 
     epochs: int = 50
@@ -190,9 +208,14 @@ class TrainConfig:
     amp: bool = False
     channels_last: bool = False
     device: str = "auto"
+    ema_decay: float = 0.0
+    patch: int = 0
 
     def __post_init__(self) -> None:
+        _positive_int("train.patch", self.patch, minimum=0)
         _positive_int("train.epochs", self.epochs)
+        _finite_float("train.ema_decay", self.ema_decay)
+        _check(self.ema_decay < 1.0, "train.ema_decay", "< 1", self.ema_decay)
         _positive_int("train.batch_size", self.batch_size)
         _positive_int("train.seed", self.seed, minimum=0)
         _check(isinstance(self.amp, bool), "train.amp", "true or false", self.amp)
@@ -237,6 +260,13 @@ class MADNConfig:
             "image_size",
             f"divisible by 2**network.num_down = {factor}",
             self.image_size,
+        )
+        patch = self.train.patch
+        _check(
+            patch == 0 or (patch % factor == 0 and 16 <= patch <= self.image_size),
+            "train.patch",
+            f"0 or a multiple of {factor} in 16..image_size={self.image_size}",
+            patch,
         )
 
     @property

@@ -25,8 +25,12 @@ class Corrector(nn.Module):
         self.decoder = model.decoder_clean
 
     def forward(self, corrupted: torch.Tensor) -> torch.Tensor:
-        code, _ = self.encoder(corrupted)
-        return self.decoder(code).clamp(-1.0, 1.0)
+        code, features = self.encoder(corrupted)
+        net = self.config.network
+        decoded = self.decoder(
+            code, features if net.content_skips else None, corrupted if net.residual else None
+        )
+        return decoded.clamp(-1.0, 1.0)
 
     @torch.no_grad()
     def correct(self, corrupted: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from madn_core.networks import Decoder, Encoder, PatchDiscriminator
 from madn_core.similarity import get_similarity, similarity_loss
 
 Outputs = dict[str, torch.Tensor]
+Encoded = tuple[torch.Tensor, list[torch.Tensor]]  # an encoder's (code, features deepest first)
 
 
 class MADN(nn.Module):
@@ -52,6 +53,7 @@ class MADN(nn.Module):
                 net.decoder_norm,
                 net.up_norm,
                 net.padding,
+                net.residual,
             )
 
         def discriminator() -> PatchDiscriminator:
@@ -65,7 +67,7 @@ class MADN(nn.Module):
         self.encoder_clean = encoder(net.num_res)  # E_I
         self.encoder_corrupt = encoder(net.num_res)  # E_Ia
         self.encoder_artefact = encoder(max(0, net.num_sides - net.num_down - 1))  # E_a
-        self.decoder_clean = decoder(0)  # G_I
+        self.decoder_clean = decoder(net.content_skips)  # G_I
         self.decoder_corrupt = decoder(net.num_sides)  # G_Ia
         self.discriminator_clean = discriminator()  # D_I
         self.discriminator_corrupt = discriminator()  # D_Ia
@@ -92,29 +94,45 @@ class MADN(nn.Module):
         return self.discriminator_clean, self.discriminator_corrupt
 
     # -- forward paths ----------------------------------------------------------------------
+    def decode_clean(self, encoded: Encoded, image: torch.Tensor) -> torch.Tensor:
+        """G_I on an encoder's (code, features) of `image` (N, C, H, W); content skips and the
+        residual base are used when the network config enables them."""
+        code, features = encoded
+        net = self.config.network
+        return self.decoder_clean(
+            code, features if net.content_skips else None, image if net.residual else None
+        )
+
+    def decode_corrupt(
+        self, code: torch.Tensor, artefact: list[torch.Tensor], image: torch.Tensor
+    ) -> torch.Tensor:
+        """G_Ia on a content code of `image` (N, C, H, W) fused with artefact features."""
+        return self.decoder_corrupt(code, artefact, image if self.config.network.residual else None)
+
     @torch.no_grad()
     def correct(self, corrupted: torch.Tensor) -> torch.Tensor:
         """Artefact-reduced images x̂ = G_I(E_Ia(x^a)): (N, C, H, W) -> (N, C, H, W) in [-1, 1]."""
-        code, _ = self.encoder_corrupt(corrupted)
-        return self.decoder_clean(code)
+        return self.decode_clean(self.encoder_corrupt(corrupted), corrupted).clamp(-1.0, 1.0)
 
     def forward(self, corrupted: torch.Tensor, clean: torch.Tensor) -> Outputs:
         """All generator paths of one training step; keys as in the module docstring."""
-        code_corrupt, _ = self.encoder_corrupt(corrupted)
+        encoded_corrupt = self.encoder_corrupt(corrupted)
         _, artefact = self.encoder_artefact(corrupted)
-        code_clean, _ = self.encoder_clean(clean)
-        corrected = self.decoder_clean(code_corrupt)
-        clean_corrupted = self.decoder_corrupt(code_clean, artefact)
+        encoded_clean = self.encoder_clean(clean)
+        corrected = self.decode_clean(encoded_corrupt, corrupted)
+        clean_corrupted = self.decode_corrupt(encoded_clean[0], artefact, clean)
         outputs: Outputs = {
-            "corrupt_recon": self.decoder_corrupt(code_corrupt, artefact),
+            "corrupt_recon": self.decode_corrupt(encoded_corrupt[0], artefact, corrupted),
             "corrected": corrected,
             "clean_corrupted": clean_corrupted,
-            "clean_recon": self.decoder_clean(code_clean),
-            "self_reduction": self.decoder_clean(self.encoder_corrupt(clean_corrupted)[0]),
+            "clean_recon": self.decode_clean(encoded_clean, clean),
+            "self_reduction": self.decode_clean(
+                self.encoder_corrupt(clean_corrupted), clean_corrupted
+            ),
         }
         if self.config.full_cycle:
-            outputs["self_synthesis"] = self.decoder_corrupt(
-                self.encoder_clean(corrected)[0], artefact
+            outputs["self_synthesis"] = self.decode_corrupt(
+                self.encoder_clean(corrected)[0], artefact, corrected
             )
         return outputs
 

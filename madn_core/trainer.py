@@ -26,6 +26,7 @@ from madn_core.checkpoint import (
     save_checkpoint,
 )
 from madn_core.config import MADNConfig
+from madn_core.ema import WeightAverage
 from madn_core.model import MADN
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -131,6 +132,9 @@ class Trainer:
                 weight_decay=optim.weight_decay,
             )
 
+        self.ema = (
+            WeightAverage(self.model, config.train.ema_decay) if config.train.ema_decay else None
+        )
         self.optimizer_g = adam(self.model.generator_parameters())
         self.optimizer_d_clean = adam(self.model.discriminator_clean.parameters())
         self.optimizer_d_corrupt = adam(self.model.discriminator_corrupt.parameters())
@@ -197,8 +201,15 @@ class Trainer:
         d_terms["d_total"].backward()
         self.optimizer_d_clean.step()
         self.optimizer_d_corrupt.step()
+        if self.ema is not None:
+            self.ema.update(model)
         self.step += 1
         return {**g_values, **d_values}
+
+    @property
+    def inference_model(self) -> MADN:
+        """The weights to validate and export: the EMA copy when enabled, else the live model."""
+        return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
 
     # -- the loop ---------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -236,9 +247,10 @@ class Trainer:
                 raise ValueError(f"epoch {epoch} produced no batches: is the training set empty?")
             metrics = {f"train/{name}": value / count for name, value in sums.items()}
             if validate is not None:
-                self.model.eval()
+                model = self.inference_model
+                model.eval()
                 with torch.no_grad(), self._autocast():
-                    metrics.update(validate(self.model, epoch))
+                    metrics.update(validate(model, epoch))
                 self.model.train()
             self.epoch = epoch
             self.history.append(metrics)
@@ -260,6 +272,7 @@ class Trainer:
             "epoch": self.epoch,
             "history": self.history,
             "rng": _rng_state(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -284,6 +297,8 @@ class Trainer:
             self.epoch = int(payload["epoch"])
             self.history = list(payload.get("history", []))
             _set_rng_state(payload["rng"])
+            if self.ema is not None:
+                self.ema.load_state_dict(payload["ema"])
         except (KeyError, RuntimeError, ValueError) as error:
             raise CheckpointError(
                 f"{path}: incomplete or mismatched training checkpoint ({error})"

@@ -40,8 +40,8 @@ def synth_manifest(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def dataset_path(synth_manifest, tmp_path_factory: pytest.TempPathFactory):
     """`synth_manifest` ingested at 32 px without registration (2 test, 2 val subjects)."""
-    from pipelines.ingest import IngestConfig, ingest
-    from pipelines.registration import RegistrationConfig
+    from pipelines.data.ingest import IngestConfig, ingest
+    from pipelines.data.registration import RegistrationConfig
 
     config = IngestConfig(
         size=32,
@@ -56,7 +56,7 @@ def dataset_path(synth_manifest, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def trained_run(dataset_path, tmp_path_factory: pytest.TempPathFactory):
     """A tiny `madn` model trained for one epoch on `dataset_path` (its run folder)."""
-    from pipelines.train import train_model
+    from pipelines.training.train import train_model
 
     config = tiny_config("madn", **{"train.batch_size": 2, "train.epochs": 1})
     out = tmp_path_factory.mktemp("run")

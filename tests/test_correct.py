@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from pipelines.manifest import read_manifest
+from pipelines.data.manifest import read_manifest
 from tune.cli import main
 
 

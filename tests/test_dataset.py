@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.dataset import (
+from pipelines.data.dataset import (
     Augment,
     DatasetError,
     SliceDataset,

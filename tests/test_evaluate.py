@@ -12,9 +12,9 @@ from conftest import tiny_config
 
 from madn_core.checkpoint import save_checkpoint
 from madn_core.model import MADN
-from pipelines.evaluate import EvaluationConfig, EvaluationError, evaluate
-from pipelines.paired_stats import paired_summary
-from pipelines.propagation import MRIVolume, dice_per_muscle, propagate_all
+from pipelines.evaluation.evaluate import EvaluationConfig, EvaluationError, evaluate
+from pipelines.evaluation.paired_stats import paired_summary
+from pipelines.evaluation.propagation import MRIVolume, dice_per_muscle, propagate_all
 from tune.cli import main
 
 
@@ -22,8 +22,8 @@ from tune.cli import main
 def eval_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 subjects at 48 px x 12 slices with 4 test subjects (2 implanted): large enough that
     every muscle has voxels on both sides, so every table cell is a real number."""
-    from pipelines.ingest import IngestConfig, ingest
-    from pipelines.registration import RegistrationConfig
+    from pipelines.data.ingest import IngestConfig, ingest
+    from pipelines.data.registration import RegistrationConfig
     from pipelines.synth.generate import SynthConfig, synthesize
 
     root = tmp_path_factory.mktemp("eval-data")
@@ -45,7 +45,7 @@ def eval_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def eval_run(eval_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 48 px madn model trained for one epoch (its run folder)."""
-    from pipelines.train import train_model
+    from pipelines.training.train import train_model
 
     config = tiny_config("madn", image_size=48, **{"train.batch_size": 4, "train.epochs": 1})
     out = tmp_path_factory.mktemp("eval-run")

@@ -13,14 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 import SimpleITK as sitk
 
-from pipelines.dataset import SliceDataset
-from pipelines.ingest import IngestConfig, IngestError, assign_splits, ingest
-from pipelines.intensity import unit_to_hu, unit_to_mri
-from pipelines.manifest import SubjectEntry, read_manifest
-from pipelines.registration import RegistrationConfig, register
+from pipelines.data.dataset import SliceDataset
+from pipelines.data.ingest import IngestConfig, IngestError, assign_splits, ingest
+from pipelines.data.intensity import unit_to_hu, unit_to_mri
+from pipelines.data.manifest import SubjectEntry, read_manifest
+from pipelines.data.registration import RegistrationConfig, register
+from pipelines.data.volumes import resample
 from pipelines.synth.phantom import make_phantom
 from pipelines.synth.tissues import TISSUES
-from pipelines.volumes import resample
 from tune.cli import main
 
 NO_REGISTRATION = IngestConfig(size=32, registration=RegistrationConfig(mode="none"))

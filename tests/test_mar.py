@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from pipelines.mar import MARSettings, _interpolate_trace, li_mar, nmar
+from pipelines.baselines.mar import MARSettings, _interpolate_trace, li_mar, nmar
 from pipelines.synth.generate import SynthConfig, simulate_subject
 from pipelines.synth.tissues import MUSCLE
 

@@ -19,8 +19,8 @@ import pyarrow.fs as pafs
 import pytest
 from local_cluster import sweep_command
 
-from pipelines.dataset import DatasetError, SliceDataset
-from pipelines.locations import join_uri, redact
+from pipelines.data.dataset import DatasetError, SliceDataset
+from pipelines.data.locations import join_uri, redact
 from tune import tracking
 
 CREDENTIALS = {

@@ -79,7 +79,7 @@ def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
 def test_promote_report_and_correct_with_registry_uri(
     finished_sweep, synth_manifest: Path, tmp_path: Path
 ) -> None:
-    from pipelines.manifest import read_manifest
+    from pipelines.data.manifest import read_manifest
 
     result, _ = finished_sweep
     uri = result.tracking_uri

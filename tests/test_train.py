@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_config
 
 from madn_core.checkpoint import load_checkpoint
-from pipelines.train import train_model
+from pipelines.training.train import train_model
 from tune.cli import main
 
 TINY = ["--base-channels", "8", "--num-res", "1", "--lr", "2e-4", "--batch-size", "2"]

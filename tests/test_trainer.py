@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_config
+from streaks import streak_batches
 
 from madn_core.checkpoint import CheckpointError, load_model
 from madn_core.trainer import NonFiniteLossError, Trainer, TrainerCallback
-from pipelines.streaks import streak_batches
 
 G_TERMS = {"adv_clean", "adv_corrupt", "rec", "self_reduction", "art", "g_total"}
 D_TERMS = {"d_clean", "d_corrupt", "d_total"}

@@ -3,7 +3,7 @@
 1. The best trial of the experiment's latest sweep (highest `metric` at its last epoch, over
    trials whose run holds a checkpoint; `--mode min` for lower-is-better metrics).
 2. Its checkpoint is evaluated on the dataset's test split with the same validation code
-   (`pipelines.validation.Validator`), giving `test/...` metrics; the test metric matching
+   (`pipelines.training.validation.Validator`), giving `test/...` metrics; the test metric matching
    `metric` (val/score -> test/score) is the promotion criterion.
 3. A promotion run (nested under the sweep run) logs the model with `mlflow.pytorch`: the
    `madn_core.Corrector` (E_Ia + G_I), a signature and input example ((1, C, H, W) float32 in
@@ -28,9 +28,9 @@ import torch
 
 from madn_core.checkpoint import load_model
 from madn_core.corrector import Corrector
-from pipelines.dataset import SliceDataset, channels_for_variant
-from pipelines.intensity import IntensityConfig
-from pipelines.validation import Validator
+from pipelines.data.dataset import SliceDataset, channels_for_variant
+from pipelines.data.intensity import IntensityConfig
+from pipelines.training.validation import Validator
 from tune import tracking
 from tune.errors import ServiceError
 
@@ -87,7 +87,7 @@ def _download_checkpoint(uri: str, run_id: str, folder: Path) -> Path:
 
 
 def test_scores(model: torch.nn.Module, data: str, max_slices: int = 512) -> dict[str, float]:
-    """`test/...` metrics of a model on the dataset's test split (see pipelines.validation)."""
+    """`test/...` metrics of a model on the dataset's test split (pipelines.training.validation)."""
     dataset = SliceDataset(data)
     if model.config.image_size != dataset.size:
         raise PromotionError(

@@ -28,8 +28,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from pipelines.atomic import write_text_atomic
-from pipelines.figures import save_figure
+from pipelines.io.atomic import write_text_atomic
+from pipelines.io.figures import save_figure
 from tune import tracking
 from tune.errors import ServiceError
 

@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.dataset import SliceDataset
-from pipelines.locations import is_uri, join_uri, redact
+from pipelines.data.dataset import SliceDataset
+from pipelines.data.locations import is_uri, join_uri, redact
 from tune import tracking
 from tune.errors import ServiceError
 from tune.space import SearchSpace

@@ -1,4 +1,4 @@
-"""The Ray Tune trainable: one sweep trial trains one model with `pipelines.train`.
+"""The Ray Tune trainable: one sweep trial trains one model with `pipelines.training.train`.
 
 Each epoch the trial logs its metrics and the sample image grid to its nested MLflow run, then
 reports the metrics with a checkpoint (the run folder: last.ckpt, config.json, metrics.jsonl,
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from madn_core.trainer import Trainer, TrainerCallback
-from pipelines.train import CHECKPOINT, train_model
+from pipelines.training.train import CHECKPOINT, train_model
 from tune import tracking
 from tune.train_settings import build_config
 

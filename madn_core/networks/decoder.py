@@ -15,9 +15,14 @@ class Decoder(nn.Module):
 
     Input code (N, base * 2**num_up, H / 2**num_up, W / 2**num_up); output (N, out_channels, H, W)
     in [-1, 1]. With num_sides > 0 the inputs of the last num_sides layers are each fused with one
-    artefact feature map (concatenate along channels, then a 1x1 convolution back to the layer's
-    input width). `forward(code, sides)` takes the artefact encoder's features deepest first and
-    uses the last num_sides of them; a decoder built with num_sides=0 takes none.
+    side feature map (concatenate along channels, then a 1x1 convolution back to the layer's
+    input width). `forward(code, sides)` takes an encoder's features deepest first and uses the
+    last num_sides of them; a decoder built with num_sides=0 takes none. ADN fuses artefact
+    features this way; madn also uses it for content skips (see madn_core.model).
+
+    residual=True: the last 7x7 convolution has no tanh and starts at zero, and `forward` adds its
+    output to `base`, the (N, out_channels, H, W) image the code was encoded from: the decoder
+    predicts a correction, and an untrained decoder is the identity.
     """
 
     def __init__(
@@ -30,8 +35,10 @@ class Decoder(nn.Module):
         res_norm: str = "instance",
         up_norm: str = "layer",
         pad_type: str = "reflect",
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        self.residual = residual
         channels = base_channels * 2**num_up
         layers: list[nn.Module] = [
             ResBlock(channels, res_norm, "lrelu", pad_type) for _ in range(num_res)
@@ -46,7 +53,13 @@ class Decoder(nn.Module):
             )
             in_widths.append(channels)
             channels //= 2
-        layers.append(ConvBlock(channels, out_channels, 7, 1, 3, "none", "tanh", pad_type))
+        head = ConvBlock(
+            channels, out_channels, 7, 1, 3, "none", "none" if residual else "tanh", pad_type
+        )
+        if residual:
+            nn.init.zeros_(head[1].weight)
+            nn.init.zeros_(head[1].bias)
+        layers.append(head)
         in_widths.append(channels)
         if num_sides > len(layers):
             raise ValueError(f"num_sides must be <= {len(layers)} decoder layers, got {num_sides}")
@@ -58,8 +71,13 @@ class Decoder(nn.Module):
         )
 
     def forward(
-        self, code: torch.Tensor, sides: Sequence[torch.Tensor] | None = None
+        self,
+        code: torch.Tensor,
+        sides: Sequence[torch.Tensor] | None = None,
+        base: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        if self.residual and base is None:
+            raise ValueError("a residual decoder needs the base image its code was encoded from")
         given = list(sides or [])
         sides = given[len(given) - self.num_sides :] if self.num_sides else []
         if len(sides) != self.num_sides:
@@ -71,4 +89,4 @@ class Decoder(nn.Module):
                 side = sides[index - first_fused]
                 x = self.fusions[index - first_fused](torch.cat([x, side], dim=1))
             x = layer(x)
-        return x
+        return base + x if self.residual else x

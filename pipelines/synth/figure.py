@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from pipelines.figures import save_image_grid
+from pipelines.io.figures import save_image_grid
 
 
 def synth_figure(

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 import torch
 from tqdm.auto import tqdm
 
-from pipelines.atomic import atomic_path
+from pipelines.io.atomic import atomic_path
 from pipelines.synth.ct import PolychromaticScanner, ScanProtocol, material_maps
 from pipelines.synth.mri import MRIProtocol, rician, smooth_bias, susceptibility_artefact
 from pipelines.synth.phantom import make_phantom

@@ -27,7 +27,7 @@ def settings_from_file_and_flags(
 ) -> dict[str, Any]:
     """The --config file's settings (keys must be in `known`) overridden by the `flags` given
     on the command line; --data is required in one or the other."""
-    from pipelines.train import load_train_config
+    from pipelines.training.train import load_train_config
 
     known = set(known)
     settings: dict[str, Any] = load_train_config(args.config) if args.config else {}

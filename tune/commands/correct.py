@@ -35,7 +35,7 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from madn_core.trainer import resolve_device
-    from pipelines.infer import correct_volume
+    from pipelines.inference.correct import correct_volume
     from tune.model_source import load_model_source
 
     model = load_model_source(args.model, resolve_device(args.device), args.tracking_uri)

@@ -41,8 +41,8 @@ def add(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pipelines.ingest import IngestConfig, ingest
-    from pipelines.registration import RegistrationConfig
+    from pipelines.data.ingest import IngestConfig, ingest
+    from pipelines.data.registration import RegistrationConfig
     from pipelines.synth.generate import SynthConfig, synthesize
     from tune.registry import promote
     from tune.report import build_report

@@ -59,7 +59,7 @@ def parse_model_specs(specs: list[str]) -> list[tuple[str, str]]:
 
 def run(args: argparse.Namespace) -> int:
     from madn_core.trainer import resolve_device
-    from pipelines.evaluate import EvaluationConfig, evaluate
+    from pipelines.evaluation.evaluate import EvaluationConfig, evaluate
     from tune.model_source import load_model_source
 
     baselines = (

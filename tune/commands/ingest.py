@@ -57,8 +57,8 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.ingest import IngestConfig, ingest, parse_spacing
-    from pipelines.registration import RegistrationConfig
+    from pipelines.data.ingest import IngestConfig, ingest, parse_spacing
+    from pipelines.data.registration import RegistrationConfig
 
     config = IngestConfig(
         size=args.size,

@@ -67,7 +67,7 @@ def resolve_settings(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.locations import redact
+    from pipelines.data.locations import redact
     from tune.sweep import run_sweep
 
     settings = resolve_settings(args)

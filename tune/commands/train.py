@@ -51,8 +51,8 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.dataset import SliceDataset
-    from pipelines.train import train_model
+    from pipelines.data.dataset import SliceDataset
+    from pipelines.training.train import train_model
 
     settings = resolve_settings(args)
     dataset = SliceDataset(settings["data"])

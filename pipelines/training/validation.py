@@ -29,8 +29,8 @@ from scipy import ndimage
 from madn_core.metrics import psnr, ssim
 from madn_core.model import MADN
 from madn_core.similarity import lncc
-from pipelines.dataset import SliceDataset
-from pipelines.intensity import unit_to_hu
+from pipelines.data.dataset import SliceDataset
+from pipelines.data.intensity import unit_to_hu
 
 MUSCLES = {1: "gmax", 2: "gmed", 3: "gmin", 4: "tfl"}
 NEAR_MM = 30.0

@@ -28,8 +28,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
-from pipelines.locations import is_uri, redact
-from pipelines.shards import SCHEMA_VERSION, is_image, tensor_column
+from pipelines.data.locations import is_uri, redact
+from pipelines.data.shards import SCHEMA_VERSION, is_image, tensor_column
 
 INDEX_COLUMNS = (
     "subject_id",

@@ -8,8 +8,8 @@ are evaluated, as in the paper. Experiments:
    GMED, GMIN, TFL) over the subject's volume, separately on the implanted and the contralateral
    side. The side is split at the subject's muscle midline (mean x of all muscle voxels); the
    implanted side is the one holding the metal. Lower is better (artefacts add variance).
-2. MRI: segmentation propagation (`pipelines.propagation`): Dice per muscle of labels propagated
-   between every ordered pair of the methods' MRI volumes. Higher is better.
+2. MRI: segmentation propagation (`pipelines.evaluation.propagation`): Dice per muscle of
+   labels propagated between every ordered pair of the methods' MRI volumes. Higher is better.
 3. Synthetic ground truth (when the dataset has it): PSNR and SSIM (images in [-1, 1], data range
    2) of CT and MRI, on the slices with metal, "overall" = every pixel but the metal, "near" =
    the band within NEAR_MM of the implant; the mean over a subject's slices is one case.
@@ -40,15 +40,15 @@ from madn_core.checkpoint import load_model
 from madn_core.metrics import psnr, ssim
 from madn_core.model import MADN
 from madn_core.trainer import resolve_device
-from pipelines.atomic import atomic_path, write_text_atomic
-from pipelines.dataset import DatasetError, SliceDataset, channels_for_variant
-from pipelines.evaluation_figures import comparison_grid, dice_boxplot, sigma_boxplot
-from pipelines.intensity import hu_to_unit, unit_to_hu
-from pipelines.mar import li_mar, nmar
-from pipelines.paired_stats import markdown_table, paired_summary
-from pipelines.propagation import MUSCLES, MRIVolume, default_registration, propagate_all
-from pipelines.registration import RegistrationConfig
-from pipelines.validation import correct_batches, near_implant_band
+from pipelines.baselines.mar import li_mar, nmar
+from pipelines.data.dataset import DatasetError, SliceDataset, channels_for_variant
+from pipelines.data.intensity import hu_to_unit, unit_to_hu
+from pipelines.data.registration import RegistrationConfig
+from pipelines.evaluation.figures import comparison_grid, dice_boxplot, sigma_boxplot
+from pipelines.evaluation.paired_stats import markdown_table, paired_summary
+from pipelines.evaluation.propagation import MUSCLES, MRIVolume, default_registration, propagate_all
+from pipelines.io.atomic import atomic_path, write_text_atomic
+from pipelines.training.validation import correct_batches, near_implant_band
 
 NEAR_MM = 30.0
 NO_MAR = "No MAR"

@@ -4,7 +4,7 @@ Per subject: read CT and MRI (NIfTI or DICOM), register CT to MRI (none | rigid 
 B-spline; optionally estimated on a LI-MAR-corrected CT as in the paper), resample everything
 onto an axis-aligned grid around the MRI (labels and masks nearest-neighbour), crop or pad to
 `size` x `size` around the body, skip empty slices, map intensities to [-1, 1] (parameters kept
-per slice), and write Parquet shards (`pipelines.shards`).
+per slice), and write Parquet shards (`pipelines.data.shards`).
 
 The dataset lives in `CACHE/<key>/`, key = hash of the input files' contents and of the
 preprocessing configuration. It is built in a temporary folder inside CACHE and renamed into
@@ -31,10 +31,10 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
-from pipelines.intensity import IntensityConfig, hu_to_unit, mri_range, mri_to_unit
-from pipelines.manifest import SubjectEntry, read_manifest
-from pipelines.registration import MODES, RegistrationConfig, register
-from pipelines.shards import (
+from pipelines.data.intensity import IntensityConfig, hu_to_unit, mri_range, mri_to_unit
+from pipelines.data.manifest import SubjectEntry, read_manifest
+from pipelines.data.registration import MODES, RegistrationConfig, register
+from pipelines.data.shards import (
     IMAGE_COLUMNS,
     ROW_GROUP_SLICES,
     SCHEMA_VERSION,
@@ -42,7 +42,13 @@ from pipelines.shards import (
     slices_table,
     write_shard,
 )
-from pipelines.volumes import VolumeError, overlap_fraction, read_volume, reference_grid, resample
+from pipelines.data.volumes import (
+    VolumeError,
+    overlap_fraction,
+    read_volume,
+    reference_grid,
+    resample,
+)
 
 SPLITS = ("train", "val", "test")
 MAX_SHARD_BYTES = 256 * 2**20
@@ -217,7 +223,7 @@ def _crop(volume: np.ndarray, top: int, left: int, size: int, fill: float) -> np
 
 def _li_corrected(ct: sitk.Image, metal: np.ndarray) -> sitk.Image:
     """The CT with LI-MAR applied slice by slice on its own grid (for estimating registration)."""
-    from pipelines.mar import li_mar
+    from pipelines.baselines.mar import li_mar
 
     array = sitk.GetArrayFromImage(ct).astype(np.float32)
     corrected = li_mar(array, metal.astype(bool), pixel_mm=float(ct.GetSpacing()[0]))

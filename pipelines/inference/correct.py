@@ -25,9 +25,8 @@ from tqdm.auto import tqdm
 
 from madn_core.checkpoint import load_model
 from madn_core.trainer import resolve_device
-from pipelines.atomic import atomic_path
-from pipelines.dataset import channels_for_variant
-from pipelines.intensity import (
+from pipelines.data.dataset import channels_for_variant
+from pipelines.data.intensity import (
     IntensityConfig,
     hu_to_unit,
     mri_range,
@@ -35,7 +34,8 @@ from pipelines.intensity import (
     unit_to_hu,
     unit_to_mri,
 )
-from pipelines.volumes import read_volume, reference_grid, resample
+from pipelines.data.volumes import read_volume, reference_grid, resample
+from pipelines.io.atomic import atomic_path
 
 
 class CorrectionError(ValueError):

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pipelines.atomic import atomic_path
+from pipelines.io.atomic import atomic_path
 
 
 def save_image_grid(

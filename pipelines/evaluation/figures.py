@@ -1,4 +1,5 @@
-"""Figures of `pipelines.evaluate`: sigma_CT and Dice box plots, and the Fig.-2 comparison grid.
+"""Figures of `pipelines.evaluation.evaluate`: sigma_CT and Dice box plots, and the Fig.-2
+comparison grid.
 
 All written as PNG through a temporary name (matplotlib, headless).
 """
@@ -16,8 +17,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pipelines.figures import save_figure, save_image_grid
-from pipelines.intensity import hu_to_unit
+from pipelines.data.intensity import hu_to_unit
+from pipelines.io.figures import save_figure, save_image_grid
 
 CT_DISPLAY_HU = (-250.0, 350.0)
 

@@ -1,7 +1,7 @@
 """Segmentation propagation between MRI volumes, the paper's indirect measure of MRI quality.
 
 Each test MRI is registered to every other one (rigid, then B-spline FFD with Mattes mutual
-information; `pipelines.registration`), the source's muscle labels are warped onto the target
+information; `pipelines.data.registration`), the source's muscle labels are warped onto the target
 with nearest-neighbour interpolation, and Dice is measured per muscle against the target's own
 labels. Better artefact reduction gives registrations that align the muscles better, hence higher
 Dice. Pairs run in parallel worker processes with a progress bar.
@@ -18,8 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
-from pipelines.registration import RegistrationConfig, register
-from pipelines.volumes import resample
+from pipelines.data.registration import RegistrationConfig, register
+from pipelines.data.volumes import resample
 
 MUSCLES = {1: "gmax", 2: "gmed", 3: "gmin", 4: "tfl"}
 

@@ -1,10 +1,12 @@
 """Train one model on an ingested dataset: what `madn train` runs and each sweep trial calls.
 
 `train_model` builds the Trainer for a MADNConfig, feeds it `UnpairedBatches` of the channels
-the variant uses, validates every epoch (`pipelines.validation`), and writes to `out_dir`:
+the variant uses, validates every epoch (`pipelines.training.validation`), and writes to `out_dir`:
 - `config.json`: the full model configuration and the data location;
 - `last.ckpt`: the full training state after the latest epoch (atomic; `resume=True` continues
   from it exactly);
+- `best.ckpt`: the state after the epoch with the highest `val/score` so far (the one to
+  evaluate, promote or deploy; `best_epoch` in metrics.jsonl's last line says which epoch);
 - `metrics.jsonl`: one JSON object per epoch (`epoch`, `step`, `train/...`, `val/...`),
   rewritten atomically from the checkpoint's history so that it always matches it;
 - `samples.png`: input / corrected / ground truth for the validation slices with most metal,
@@ -24,23 +26,27 @@ from typing import Any
 
 from madn_core.config import MADNConfig
 from madn_core.trainer import Trainer, TrainerCallback
-from pipelines.atomic import write_text_atomic
-from pipelines.dataset import Augment, SliceDataset, UnpairedBatches, channels_for_variant
-from pipelines.figures import save_image_grid
-from pipelines.progress import ProgressBar
-from pipelines.validation import Validator
+from pipelines.data.dataset import Augment, SliceDataset, UnpairedBatches, channels_for_variant
+from pipelines.io.atomic import write_text_atomic
+from pipelines.io.figures import save_image_grid
+from pipelines.io.progress import ProgressBar
+from pipelines.training.validation import Validator
 
 CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
+SELECTION_METRIC = "val/score"
 
 
 @dataclass
 class TrainResult:
-    """history: per-epoch metrics; checkpoint: last.ckpt; out_dir: the run folder."""
+    """history: per-epoch metrics; checkpoint: last.ckpt; best: best.ckpt; out_dir: the run
+    folder."""
 
     history: list[dict[str, float]]
     checkpoint: Path
     out_dir: Path
     samples: Path | None
+    best: Path | None = None
 
 
 class _MetricsLog(TrainerCallback):
@@ -51,6 +57,21 @@ class _MetricsLog(TrainerCallback):
 
     def on_epoch(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         write_metrics(self.path, trainer.history)
+
+
+class _BestCheckpoint(TrainerCallback):
+    """Writes `best.ckpt` whenever an epoch's `val/score` beats every earlier epoch's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_epoch(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
+        scores = [entry.get(SELECTION_METRIC, -math.inf) for entry in trainer.history]
+        finite = [s if math.isfinite(s) else -math.inf for s in scores]
+        best = max(range(len(finite)), key=finite.__getitem__)
+        trainer.history[-1]["best_epoch"] = float(best + 1)
+        if best == len(finite) - 1 or not self.path.exists():
+            trainer.save(self.path)
 
 
 class _SamplesGrid(TrainerCallback):
@@ -66,7 +87,7 @@ class _SamplesGrid(TrainerCallback):
 def write_samples(validator: Validator, trainer: Trainer, path: Path, variant: str) -> Path:
     rows = min(3, len(validator.inputs))
     return save_image_grid(
-        validator.sample_grid_images(trainer.model, count=rows),
+        validator.sample_grid_images(trainer.inference_model, count=rows),
         path,
         row_labels=[f"CT {i + 1}" for i in range(rows)] + [f"MRI {i + 1}" for i in range(rows)],
         title=f"{variant}: validation slices after epoch {trainer.epoch}",
@@ -120,7 +141,7 @@ def train_model(
         channels=channels,
         batch_size=config.train.batch_size,
         seed=config.train.seed,
-        augment=augment or Augment(flip=True),
+        augment=augment or Augment(flip=True, crop=config.train.patch or None),
     )
     validator = Validator(dataset, channels, split="val", max_slices=max_val_slices)
     (out / "config.json").write_text(
@@ -129,7 +150,8 @@ def train_model(
     metrics_log = _MetricsLog(out / "metrics.jsonl")
     bars: list[ProgressBar] = []
     samples_grid = _SamplesGrid(validator, out / "samples.png", config.variant)
-    trainer = Trainer(config, callbacks=[metrics_log, samples_grid, *callbacks])
+    best = _BestCheckpoint(out / BEST_CHECKPOINT)
+    trainer = Trainer(config, callbacks=[best, metrics_log, samples_grid, *callbacks])
     if resume and checkpoint.exists():
         trainer.load(checkpoint)
     remaining = max(0, config.train.epochs - trainer.epoch)
@@ -147,7 +169,12 @@ def train_model(
     samples = out / "samples.png"
     if not samples.exists():
         write_samples(validator, trainer, samples, config.variant)
-    return TrainResult(history=history, checkpoint=checkpoint, out_dir=out, samples=samples)
+    best_path = out / BEST_CHECKPOINT
+    if not best_path.exists():
+        trainer.save(best_path)
+    return TrainResult(
+        history=history, checkpoint=checkpoint, out_dir=out, samples=samples, best=best_path
+    )
 
 
 def load_train_config(path: str | os.PathLike[str]) -> dict[str, Any]:
