@@ -82,8 +82,9 @@ class NetworkConfig:
     num_down: stride-2 convolutions in each encoder (= nearest-upsampling steps in each decoder).
     num_res: residual blocks at the bottleneck of each content encoder and each decoder.
     num_sides: artefact-encoder feature maps fused into the artefact decoder's last layers.
-    residual: every decoder predicts a correction that is added to the image its code was encoded
-        from (zero-initialised, so an untrained model is the identity, i.e. No MAR). ADN: false.
+    residual: the clean decoder G_I predicts a correction that is added to the image its code was
+        encoded from (zero-initialised, so an untrained G_I is the identity, i.e. No MAR); G_Ia
+        stays ADN's synthesiser. ADN: false.
     content_skips: content-encoder feature maps fused into the clean decoder G_I's last layers
         (U-Net-like skips that carry anatomy past the bottleneck). ADN: 0.
     """
@@ -228,7 +229,37 @@ class TrainConfig:
         _choice("train.device", self.device, DEVICES)
 
 
+@dataclass
+class DataConfig:
+    """What the model's input pixels mean, recorded from the training data so that inference
+    reproduces it (checkpoints and registered models carry it).
+
+    spacing_mm: in-plane pixel spacing the model was trained at, in mm; 0: unknown (checkpoints
+        from before it was recorded: inference then fits the field of view into image_size).
+    ct_window_hu: (min, max) HU mapped linearly to [-1, 1].
+    mri_percentiles: (low, high) percentiles of each MRI volume mapped to -1 and +1.
+    """
+
+    spacing_mm: float = 0.0
+    ct_window_hu: tuple[float, float] = (-1000.0, 2000.0)
+    mri_percentiles: tuple[float, float] = (0.5, 99.5)
+
+    def __post_init__(self) -> None:
+        _finite_float("data.spacing_mm", self.spacing_mm)
+        for name in ("ct_window_hu", "mri_percentiles"):
+            value = tuple(getattr(self, name))
+            _check(
+                len(value) == 2 and all(isinstance(v, (int, float)) for v in value),
+                f"data.{name}",
+                "two numbers (low, high)",
+                value,
+            )
+            _check(value[0] < value[1], f"data.{name}", "(low, high) with low < high", value)
+            setattr(self, name, (float(value[0]), float(value[1])))
+
+
 _SECTIONS: dict[str, type] = {
+    "data": DataConfig,
     "network": NetworkConfig,
     "loss": LossConfig,
     "optim": OptimConfig,
@@ -250,6 +281,7 @@ class MADNConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
         _choice("variant", self.variant, tuple(VARIANTS))

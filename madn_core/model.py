@@ -43,7 +43,7 @@ class MADN(nn.Module):
                 channels, net.base_channels, net.num_down, num_res, net.encoder_norm, net.padding
             )
 
-        def decoder(num_sides: int) -> Decoder:
+        def decoder(num_sides: int, residual: bool = False) -> Decoder:
             return Decoder(
                 channels,
                 net.base_channels,
@@ -53,7 +53,7 @@ class MADN(nn.Module):
                 net.decoder_norm,
                 net.up_norm,
                 net.padding,
-                net.residual,
+                residual,
             )
 
         def discriminator() -> PatchDiscriminator:
@@ -67,7 +67,7 @@ class MADN(nn.Module):
         self.encoder_clean = encoder(net.num_res)  # E_I
         self.encoder_corrupt = encoder(net.num_res)  # E_Ia
         self.encoder_artefact = encoder(max(0, net.num_sides - net.num_down - 1))  # E_a
-        self.decoder_clean = decoder(net.content_skips)  # G_I
+        self.decoder_clean = decoder(net.content_skips, net.residual)  # G_I
         self.decoder_corrupt = decoder(net.num_sides)  # G_Ia
         self.discriminator_clean = discriminator()  # D_I
         self.discriminator_corrupt = discriminator()  # D_Ia
@@ -106,8 +106,9 @@ class MADN(nn.Module):
     def decode_corrupt(
         self, code: torch.Tensor, artefact: list[torch.Tensor], image: torch.Tensor
     ) -> torch.Tensor:
-        """G_Ia on a content code of `image` (N, C, H, W) fused with artefact features."""
-        return self.decoder_corrupt(code, artefact, image if self.config.network.residual else None)
+        """G_Ia on a content code of `image` (N, C, H, W) fused with artefact features (always
+        ADN's synthesis: a residual G_Ia would make "add nothing, remove nothing" a minimum)."""
+        return self.decoder_corrupt(code, artefact)
 
     @torch.no_grad()
     def correct(self, corrupted: torch.Tensor) -> torch.Tensor:

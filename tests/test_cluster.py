@@ -70,6 +70,8 @@ def test_job_submitted_sweep_runs_on_both_nodes_and_promotes_through_server(
             "cluster-model",
             "--tracking-uri",
             uri,
+            "--min-gain",  # a 1-epoch model does not beat No MAR; this test is about the cluster
+            "-1000",
         ]
     )
     assert code == 0

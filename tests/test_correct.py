@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from pipelines.data.manifest import read_manifest
@@ -85,3 +86,69 @@ def test_correct_refuses_mismatch_and_bad_files(
     assert main(["correct", "--model", str(tmp_path / "none.ckpt"), *args]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not list(tmp_path.glob("*_corrected.nii.gz"))
+
+
+def _correct(model: Path, ct: Path, mri: Path, out: Path, *extra: str) -> int:
+    args = ["correct", "--model", str(model), "--ct", str(ct), "--mri", str(mri)]
+    return main([*args, "--out", str(out), "--device", "cpu", *extra])
+
+
+def test_checkpoint_records_spacing_and_correct_works_at_it(
+    trained_run: Path, dataset_path: Path, synth_manifest: Path, tmp_path: Path
+) -> None:
+    from madn_core.checkpoint import load_model
+    from pipelines.data.dataset import SliceDataset
+    from pipelines.data.volumes import read_volume
+    from pipelines.inference.correct import model_grid
+
+    model = load_model(trained_run / "last.ckpt")
+    dataset = SliceDataset(dataset_path)
+    spacing = float(dataset.read([0], ["spacing_x"])["spacing_x"][0])
+    assert model.config.data.spacing_mm == pytest.approx(spacing)
+    assert model.config.data.ct_window_hu == (-1000.0, 2000.0)
+    entry = next(e for e in read_manifest(synth_manifest) if e.has_metal)
+    fine = _respaced(entry.files["ct"], tmp_path / "fine.nii.gz", spacing / 2)
+    grid = model_grid(read_volume(fine, "ct"), model.config)
+    assert grid.GetSpacing()[0] == pytest.approx(spacing)  # resampled to the model's spacing
+    assert grid.GetSize()[0] == pytest.approx(32 / 2, abs=1)  # whole field of view, not 32 px
+
+
+def _respaced(path: Path, out: Path, spacing: float, slices: slice | None = None) -> Path:
+    image = sitk.ReadImage(str(path))
+    if slices is not None:
+        image = image[:, :, slices]
+    image.SetSpacing((spacing, spacing, image.GetSpacing()[2]))
+    sitk.WriteImage(image, str(out))
+    return out
+
+
+def test_one_slice_volume_is_corrected(
+    trained_run: Path, synth_manifest: Path, tmp_path: Path
+) -> None:
+    entry = next(e for e in read_manifest(synth_manifest) if e.has_metal)
+    metal = sitk.GetArrayFromImage(sitk.ReadImage(str(entry.files["ct"])))
+    k = int(np.argmax((metal > 2500).reshape(len(metal), -1).sum(axis=1)))
+    ct = _respaced(entry.files["ct"], tmp_path / "ct.nii.gz", 12.0, slice(k, k + 1))
+    mri = _respaced(entry.files["mri"], tmp_path / "mri.nii.gz", 12.0, slice(k, k + 1))
+    assert _correct(trained_run / "last.ckpt", ct, mri, tmp_path / "out") == 0
+    result = sitk.ReadImage(str(tmp_path / "out" / "ct_corrected.nii.gz"))
+    assert result.GetSize() == (32, 32, 1)
+    before = sitk.GetArrayFromImage(sitk.ReadImage(str(ct)))
+    assert not np.array_equal(sitk.GetArrayFromImage(result), before)  # it was corrected
+
+
+def test_metal_free_slices_pass_through_unless_all_slices(
+    trained_run: Path, synth_manifest: Path, tmp_path: Path, capsys
+) -> None:
+    entry = next(e for e in read_manifest(synth_manifest) if not e.has_metal)
+    ct, mri = entry.files["ct"], entry.files["mri"]
+    assert _correct(trained_run / "last.ckpt", ct, mri, tmp_path / "default") == 0
+    assert "corrected 0 of" in capsys.readouterr().out
+    for name, source in (("ct", ct), ("mri", mri)):
+        out = sitk.ReadImage(str(tmp_path / "default" / f"{name}_corrected.nii.gz"))
+        original = sitk.GetArrayFromImage(sitk.Cast(sitk.ReadImage(str(source)), sitk.sitkFloat32))
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(out), original)
+    assert _correct(trained_run / "last.ckpt", ct, mri, tmp_path / "all", "--all-slices") == 0
+    changed = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "all" / "ct_corrected.nii.gz")))
+    original = sitk.GetArrayFromImage(sitk.Cast(sitk.ReadImage(str(ct)), sitk.sitkFloat32))
+    assert not np.array_equal(changed, original)

@@ -84,18 +84,28 @@ def test_promote_report_and_correct_with_registry_uri(
     result, _ = finished_sweep
     uri = result.tracking_uri
     common = ["--experiment", "test-sweep", "--tracking-uri", uri]
-    assert main(["promote", *common, "--model-name", "hip-mar"]) == 0
     client = MlflowClient(uri)
+    # the gate: a 1-epoch model is worse than No MAR, so it is registered as challenger only
+    assert main(["promote", *common, "--model-name", "hip-mar"]) == 3
+    refused = client.get_model_version_by_alias("hip-mar", "challenger")
+    assert float(refused.tags["nomar_gain_db"]) <= 0
+    assert refused.tags["decision"] == "challenger only"
+    assert "does not beat No MAR" in refused.tags["reason"]
+    assert int(refused.tags["test_subjects"]) >= 1 and refused.tags["paired_p_value"]
+    assert "champion" not in client.get_registered_model("hip-mar").aliases
+    # with the margin lowered below its score it is crowned
+    assert main(["promote", *common, "--model-name", "hip-mar", "--min-gain", "-1000"]) == 0
     champion = client.get_model_version_by_alias("hip-mar", "champion")
     assert client.get_model_version_by_alias("hip-mar", "challenger").version == champion.version
     assert champion.tags["decision"] == "champion" and champion.tags["test_metric"] == "test/score"
     assert champion.tags["source_run_id"] == result.best_run_id
-    # promoting the same sweep again: same score, so the champion does not move
-    assert main(["promote", *common, "--model-name", "hip-mar"]) == 0
+    # promoting the same sweep again: same score, so the champion does not move (exit 3)
+    assert main(["promote", *common, "--model-name", "hip-mar", "--min-gain", "-1000"]) == 3
     second = client.get_model_version_by_alias("hip-mar", "challenger")
     assert second.version != champion.version
     assert client.get_model_version_by_alias("hip-mar", "champion").version == champion.version
     assert second.tags["decision"] == "challenger only"
+    assert "does not beat the champion" in second.tags["reason"]
 
     assert main(["report", *common, "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "report.md").read_text()

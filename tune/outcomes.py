@@ -5,7 +5,7 @@ stopped, or the error escapes), so the driver does it when Tune reports the outc
 - finished all epochs: FINISHED, `madn.outcome=finished`;
 - stopped by the scheduler before the last epoch: KILLED, `madn.outcome=stopped_early`;
 - errored after its retries: FAILED, `madn.outcome=error` and `madn.error` (the first line).
-The trial's last persisted checkpoint (last.ckpt and config.json) is logged to its run as
+The trial's last persisted checkpoint (best.ckpt, last.ckpt and config.json) is logged to its run as
 `checkpoint/`, so stopped and finished trials alike carry their final model.
 """
 
@@ -57,7 +57,7 @@ class MLflowOutcomes(Callback):
         try:
             checkpoint.to_directory(str(folder))
             client = tracking.client(self.uri)
-            for name in ("last.ckpt", "config.json", "metrics.jsonl"):
+            for name in ("best.ckpt", "last.ckpt", "config.json", "metrics.jsonl"):
                 if (folder / name).exists():
                     tracking.with_retries(
                         client.log_artifact, run_id, str(folder / name), "checkpoint"

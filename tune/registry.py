@@ -1,22 +1,23 @@
-"""`madn promote`: put a sweep's best model in the MLflow model registry, and load it back.
+"""`madn promote`: register a trained model in the MLflow model registry behind a promotion
+gate, and load registered models back.
 
-1. The best trial of the experiment's latest sweep (highest `metric` at its last epoch, over
-   trials whose run holds a checkpoint; `--mode min` for lower-is-better metrics).
-2. Its checkpoint is evaluated on the dataset's test split with the same validation code
-   (`pipelines.training.validation.Validator`), giving `test/...` metrics; the test metric matching
-   `metric` (val/score -> test/score) is the promotion criterion.
-3. A promotion run (nested under the sweep run) logs the model with `mlflow.pytorch`: the
-   `madn_core.Corrector` (E_Ia + G_I), a signature and input example ((1, C, H, W) float32 in
-   [-1, 1]), `madn_core` shipped as code so loading needs only torch and numpy, and the
-   preprocessing it needs (variant, channels, image size, CT window, MRI percentiles) as model
-   metadata and version tags.
-4. A new registry version gets alias `challenger`. The current `champion`, if any, is evaluated
-   on the same test split now; `champion` moves to the new version only if it is better. The
-   evidence (both scores, the dataset, the decision) goes into the new version's tags.
+1. The candidate: a run given by `--run-id`, else the best trial (highest `metric` at its last
+   epoch, `--mode min` for lower-is-better metrics) of the experiment's sweep named `--sweep`
+   (default: the latest), among trials of `--variant` when given.
+2. Its checkpoint (`best.ckpt`, the epoch validation chose, else `last.ckpt`) is scored on the
+   dataset's test split with the validation code, overall and per test subject
+   (`tune.evidence`): `test/...` metrics and a paired test of the per-subject gains.
+3. A promotion run logs the model with `mlflow.pytorch` (the `madn_core.Corrector`, a signature,
+   `madn_core` as code, the preprocessing as metadata) and the evidence as `evidence.json`.
+4. The new registry version gets alias `challenger`. It also becomes `champion` only if it
+   passes the gate: its test score beats No MAR (`test/score` > 0 dB) and it beats the current
+   champion, scored on the same test split now. The decision and its reason go into the
+   version's tags; `PromotionResult.reason` says why a version was not crowned.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import tempfile
@@ -28,11 +29,13 @@ import torch
 
 from madn_core.checkpoint import load_model
 from madn_core.corrector import Corrector
-from pipelines.data.dataset import SliceDataset, channels_for_variant
+from pipelines.data.dataset import channels_for_variant
 from pipelines.data.intensity import IntensityConfig
-from pipelines.training.validation import Validator
 from tune import tracking
 from tune.errors import ServiceError
+from tune.evidence import TestEvidence, collect_evidence
+
+NO_MAR_METRIC = "test/score"
 
 
 class PromotionError(ServiceError):
@@ -49,37 +52,93 @@ class PromotionResult:
     champion_score: float | None
     promoted: bool
     model_uri: str
+    reason: str = ""
+    p_value: float = math.nan
 
 
 def test_metric_name(metric: str) -> str:
     return "test/" + metric.split("/", 1)[1] if metric.startswith("val/") else f"test/{metric}"
 
 
-def best_trial_run(uri: str, experiment: str, metric: str, mode: str = "max") -> Any:
+def _sweep_run(uri: str, experiment: str, sweep: str | None) -> tuple[str, Any]:
+    """(experiment id, sweep run): the sweep named `sweep`, else the latest."""
+    experiment_id, latest = tracking.latest_sweep_run(uri, experiment)
+    if sweep is None:
+        return experiment_id, latest
+    runs = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "sweep", tracking.SWEEP: sweep})
+    if not runs:
+        raise PromotionError(f"experiment {experiment!r} has no sweep named {sweep!r}")
+    return experiment_id, runs[0]
+
+
+def best_trial_run(
+    uri: str,
+    experiment: str,
+    metric: str,
+    mode: str = "max",
+    sweep: str | None = None,
+    variant: str | None = None,
+) -> Any:
     """The trial run with the best last `metric` among those that logged a checkpoint."""
-    experiment_id, sweep = tracking.latest_sweep_run(uri, experiment)
-    trials = tracking.trial_runs(uri, experiment_id, sweep.data.tags[tracking.SWEEP])
+    experiment_id, sweep_run = _sweep_run(uri, experiment, sweep)
+    trials = tracking.trial_runs(uri, experiment_id, sweep_run.data.tags[tracking.SWEEP])
     scored = [
         r
         for r in trials
         if metric in r.data.metrics
         and math.isfinite(r.data.metrics[metric])
         and r.data.tags.get(tracking.OUTCOME) in ("finished", "stopped_early")
+        and (variant is None or r.data.params.get("variant") == variant)
     ]
     if not scored:
+        which = f" of variant {variant!r}" if variant else ""
         raise PromotionError(
-            f"experiment {experiment!r} has no finished trial with metric {metric!r}"
+            f"experiment {experiment!r} has no finished trial{which} with metric {metric!r}"
         )
     sign = 1.0 if mode == "max" else -1.0
     return max(scored, key=lambda r: sign * r.data.metrics[metric])
 
 
+def candidate_run(uri: str, experiment: str, metric: str, mode: str, choice: Choice) -> Any:
+    """The run to promote: `choice.run_id`, else the best trial of the chosen sweep."""
+    if choice.run_id is None:
+        return best_trial_run(uri, experiment, metric, mode, choice.sweep, choice.variant)
+    try:
+        run = tracking.with_retries(tracking.client(uri).get_run, choice.run_id)
+    except Exception as error:
+        raise PromotionError(f"--run-id {choice.run_id}: no such run in {uri} ({error})") from None
+    variant = run.data.params.get("variant")
+    if choice.variant is not None and variant != choice.variant:
+        raise PromotionError(
+            f"--run-id {choice.run_id} is of variant {variant!r}, not {choice.variant!r}"
+        )
+    return run
+
+
+@dataclass
+class Choice:
+    """What `promote` considers: one run, or a sweep's trials (optionally of one variant)."""
+
+    sweep: str | None = None
+    run_id: str | None = None
+    variant: str | None = None
+    min_gain_db: float = 0.0
+
+
 def _download_checkpoint(uri: str, run_id: str, folder: Path) -> Path:
+    """The run's `checkpoint/best.ckpt`, else its `checkpoint/last.ckpt`, downloaded."""
     import mlflow.artifacts
 
+    names = {
+        Path(f.path).name
+        for f in tracking.with_retries(tracking.client(uri).list_artifacts, run_id, "checkpoint")
+    }
+    name = "best.ckpt" if "best.ckpt" in names else "last.ckpt"
+    if name not in names:
+        raise PromotionError(f"run {run_id} has no checkpoint/best.ckpt or checkpoint/last.ckpt")
     local = mlflow.artifacts.download_artifacts(
         run_id=run_id,
-        artifact_path="checkpoint/last.ckpt",
+        artifact_path=f"checkpoint/{name}",
         dst_path=str(folder),
         tracking_uri=uri,
     )
@@ -88,16 +147,7 @@ def _download_checkpoint(uri: str, run_id: str, folder: Path) -> Path:
 
 def test_scores(model: torch.nn.Module, data: str, max_slices: int = 512) -> dict[str, float]:
     """`test/...` metrics of a model on the dataset's test split (pipelines.training.validation)."""
-    dataset = SliceDataset(data)
-    if model.config.image_size != dataset.size:
-        raise PromotionError(
-            f"model works on {model.config.image_size} px slices, {data} has {dataset.size} px"
-        )
-    validator = Validator(
-        dataset, channels_for_variant(model.config.variant), split="test", max_slices=max_slices
-    )
-    metrics = validator(model.cpu().eval(), 0)
-    return {"test/" + k.split("/", 1)[1]: v for k, v in metrics.items()}
+    return collect_evidence(model, data, max_slices).scores
 
 
 def _better(new: float, old: float | None, mode: str) -> bool:
@@ -114,99 +164,166 @@ def promote(
     tracking_uri: str | None = None,
     data: str | None = None,
     workdir: str = ".",
+    choice: Choice | None = None,
 ) -> PromotionResult:
-    """Register the best trial's model (see module doc). `data`: the dataset whose test split
-    decides (default: the one the sweep trained on)."""
+    """Register the chosen run's model behind the gate (see module doc). `data`: the dataset
+    whose test split decides (default: the one the run trained on)."""
+    uri = tracking.resolve_tracking_uri(tracking_uri, workdir)
+    run = candidate_run(uri, experiment, metric, mode, choice or Choice())
+    data = data or run.data.params.get("data") or _parent_param(uri, run, "data")
+    if not data:
+        raise PromotionError(f"run {run.info.run_id} does not record its dataset; pass --data")
+    criterion = test_metric_name(metric)
+    folder = Path(tempfile.mkdtemp(prefix="madn-promote-"))
+    try:
+        model = load_model(_download_checkpoint(uri, run.info.run_id, folder / "ckpt"))
+        evidence = collect_evidence(model, data)
+        if criterion not in evidence.scores:
+            raise PromotionError(f"{criterion} is not a test metric; choose another --metric")
+        champion_version, champion_score = _champion(uri, model_name, data, criterion)
+        version = _log_and_register(uri, run, model, evidence, data, model_name, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    new_score = float(evidence.scores[criterion])
+    min_gain = (choice or Choice()).min_gain_db
+    promoted, reason = gate(evidence.score, new_score, champion_score, mode, min_gain)
+    _record_decision(
+        uri,
+        model_name,
+        version,
+        evidence,
+        criterion,
+        data,
+        promoted,
+        reason,
+        champion_version,
+        champion_score,
+    )
+    return PromotionResult(
+        model_name=model_name,
+        version=version,
+        source_run_id=run.info.run_id,
+        test_metric=criterion,
+        challenger_score=new_score,
+        champion_score=champion_score,
+        promoted=promoted,
+        model_uri=f"models:/{model_name}/{version}",
+        reason=reason,
+        p_value=evidence.p_value,
+    )
+
+
+def gate(
+    nomar_gain: float,
+    score: float,
+    champion_score: float | None,
+    mode: str,
+    min_gain_db: float = 0.0,
+) -> tuple[bool, str]:
+    """(crown?, reason): a version is crowned only if it beats No MAR (`nomar_gain`, the test
+    score in dB, > min_gain_db, by default 0) and the current champion on the same metric."""
+    if not (math.isfinite(nomar_gain) and nomar_gain > min_gain_db):
+        return False, (
+            f"test score {nomar_gain:+.3f} dB does not beat No MAR (needs > {min_gain_db:+.3f} dB)"
+        )
+    if not _better(score, champion_score, mode):
+        return False, f"test score {score:.4f} does not beat the champion's {champion_score:.4f}"
+    if champion_score is None:
+        return True, f"beats No MAR by {nomar_gain:+.3f} dB; no champion before"
+    return True, f"beats No MAR by {nomar_gain:+.3f} dB and the champion ({champion_score:.4f})"
+
+
+def _log_and_register(
+    uri: str,
+    run: Any,
+    model: torch.nn.Module,
+    evidence: TestEvidence,
+    data: str,
+    model_name: str,
+    folder: Path,
+) -> str:
+    """Log the Corrector and the evidence in a promotion run; register it; the version."""
     import mlflow
     import mlflow.pytorch
     from mlflow.models import infer_signature
 
     import madn_core
 
-    uri = tracking.resolve_tracking_uri(tracking_uri, workdir)
-    best = best_trial_run(uri, experiment, metric, mode)
-    data = data or best.data.params.get("data") or _parent_param(uri, best, "data")
-    if not data:
-        raise PromotionError(f"run {best.info.run_id} does not record its dataset; pass --data")
-    client = tracking.client(uri)
-    folder = Path(tempfile.mkdtemp(prefix="madn-promote-"))
-    try:
-        model = load_model(_download_checkpoint(uri, best.info.run_id, folder / "ckpt"))
-        scores = test_scores(model, data)
-        criterion = test_metric_name(metric)
-        if criterion not in scores:
-            raise PromotionError(f"{criterion} is not a test metric; choose another --metric")
-        new_score = float(scores[criterion])
-        champion_version, champion_score = _champion(uri, model_name, data, criterion)
-        corrector = Corrector(model).eval()
-        channels = channels_for_variant(model.config.variant)
-        size = model.config.image_size
-        example = torch.zeros(1, len(channels), size, size)
-        with torch.no_grad():
-            output = corrector(example).numpy()
-        preprocessing = _preprocessing(model.config.variant, channels, size)
-        parent = best.data.tags.get(tracking.PARENT)
-        with tracking.fluent_uri(uri):
-            with mlflow.start_run(
-                experiment_id=best.info.experiment_id,
-                run_name=f"promote-{best.info.run_name}",
-                tags={
-                    tracking.ROLE: "promotion",
-                    tracking.PARENT: parent or "",
-                    "madn.source_run_id": best.info.run_id,
-                },
-            ) as run:
-                mlflow.log_params(
-                    {"source_run_id": best.info.run_id, "data": data, **preprocessing}
-                )
-                mlflow.log_metrics({k: v for k, v in scores.items() if math.isfinite(v)})
-                info = mlflow.pytorch.log_model(
-                    corrector,
-                    name="model",
-                    signature=infer_signature(example.numpy(), output),
-                    input_example=example.numpy(),
-                    metadata={"madn": preprocessing},
-                    code_paths=[str(Path(madn_core.__file__).parent)],
-                    serialization_format="pickle",  # keeps Corrector.config and .correct
-                    pip_requirements=[f"torch>={torch.__version__.split('+')[0]}", "numpy"],
-                )
-                promotion_run = run.info.run_id
-            version = mlflow.register_model(info.model_uri, model_name)
-        promoted = _better(new_score, champion_score, mode)
-        tags = {
-            **preprocessing,
-            "source_run_id": best.info.run_id,
-            "promotion_run_id": promotion_run,
-            "test_metric": criterion,
-            "test_score": repr(new_score),
-            "test_data": data,
-            "champion_before": str(champion_version or "none"),
-            "champion_score_before": repr(champion_score) if champion_score is not None else "none",
-            "decision": "champion" if promoted else "challenger only",
-        }
-        for key, value in tags.items():
-            tracking.with_retries(
-                client.set_model_version_tag, model_name, version.version, key, value
+    corrector = Corrector(model).eval()
+    channels = channels_for_variant(model.config.variant)
+    size = model.config.image_size
+    example = torch.zeros(1, len(channels), size, size)
+    with torch.no_grad():
+        output = corrector(example).numpy()
+    preprocessing = _preprocessing(model.config.variant, channels, size)
+    evidence_file = folder / "evidence.json"
+    evidence_file.write_text(json.dumps(evidence.summary(), indent=2))
+    with tracking.fluent_uri(uri):
+        with mlflow.start_run(
+            experiment_id=run.info.experiment_id,
+            run_name=f"promote-{run.info.run_name}",
+            tags={
+                tracking.ROLE: "promotion",
+                tracking.PARENT: run.data.tags.get(tracking.PARENT) or "",
+                "madn.source_run_id": run.info.run_id,
+            },
+        ):
+            mlflow.log_params({"source_run_id": run.info.run_id, "data": data, **preprocessing})
+            mlflow.log_metrics({k: v for k, v in evidence.scores.items() if math.isfinite(v)})
+            mlflow.log_artifact(str(evidence_file))
+            info = mlflow.pytorch.log_model(
+                corrector,
+                name="model",
+                signature=infer_signature(example.numpy(), output),
+                input_example=example.numpy(),
+                metadata={"madn": preprocessing},
+                code_paths=[str(Path(madn_core.__file__).parent)],
+                serialization_format="pickle",  # keeps Corrector.config and .correct
+                pip_requirements=[f"torch>={torch.__version__.split('+')[0]}", "numpy"],
             )
+        version = mlflow.register_model(info.model_uri, model_name)
+    tags = {**preprocessing, "source_run_id": run.info.run_id, "promotion_run_id": info.run_id}
+    for key, value in tags.items():
         tracking.with_retries(
-            client.set_registered_model_alias, model_name, "challenger", version.version
+            tracking.client(uri).set_model_version_tag, model_name, version.version, key, value
         )
-        if promoted:
-            tracking.with_retries(
-                client.set_registered_model_alias, model_name, "champion", version.version
-            )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return PromotionResult(
-        model_name=model_name,
-        version=str(version.version),
-        source_run_id=best.info.run_id,
-        test_metric=criterion,
-        challenger_score=new_score,
-        champion_score=champion_score,
-        promoted=promoted,
-        model_uri=f"models:/{model_name}/{version.version}",
-    )
+    return str(version.version)
+
+
+def _record_decision(
+    uri: str,
+    model_name: str,
+    version: str,
+    evidence: TestEvidence,
+    criterion: str,
+    data: str,
+    promoted: bool,
+    reason: str,
+    champion_version: str | None,
+    champion_score: float | None,
+) -> None:
+    """Tags with the evidence and decision on the version; aliases challenger (+ champion)."""
+    client = tracking.client(uri)
+    tags = {
+        "test_metric": criterion,
+        "test_score": repr(float(evidence.scores[criterion])),
+        "nomar_gain_db": repr(evidence.score),
+        "paired_p_value": repr(evidence.p_value),
+        "test_subjects": str(len(evidence.subject_scores)),
+        "subject_gains_db": json.dumps(
+            {k: round(v, 3) for k, v in evidence.subject_scores.items()}
+        ),
+        "test_data": data,
+        "champion_before": str(champion_version or "none"),
+        "champion_score_before": repr(champion_score) if champion_score is not None else "none",
+        "decision": "champion" if promoted else "challenger only",
+        "reason": reason,
+    }
+    for key, value in tags.items():
+        tracking.with_retries(client.set_model_version_tag, model_name, version, key, value)
+    aliases = ["challenger", "champion"] if promoted else ["challenger"]
+    for alias in aliases:
+        tracking.with_retries(client.set_registered_model_alias, model_name, alias, version)
 
 
 def _champion(

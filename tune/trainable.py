@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from madn_core.trainer import Trainer, TrainerCallback
-from pipelines.training.train import CHECKPOINT, train_model
+from pipelines.training.train import BEST_CHECKPOINT, CHECKPOINT, train_model
 from tune import tracking
 from tune.train_settings import build_config
 
@@ -81,7 +81,13 @@ class _Reporter(TrainerCallback):
             )
         checkpoint_dir = Path(tempfile.mkdtemp(prefix="madn-report-"))
         try:
-            for name in (CHECKPOINT, "config.json", "metrics.jsonl", "samples.png"):
+            for name in (
+                CHECKPOINT,
+                BEST_CHECKPOINT,
+                "config.json",
+                "metrics.jsonl",
+                "samples.png",
+            ):
                 if (self.out / name).exists():
                     shutil.copyfile(self.out / name, checkpoint_dir / name)
             tune.report(
@@ -136,7 +142,9 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
-            shutil.copyfile(Path(folder) / CHECKPOINT, out / CHECKPOINT)
+            for name in (CHECKPOINT, BEST_CHECKPOINT):
+                if (Path(folder) / name).exists():
+                    shutil.copyfile(Path(folder) / name, out / name)
     try:
         train_model(
             settings.data,

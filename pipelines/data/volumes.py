@@ -61,9 +61,10 @@ def read_volume(path: str | os.PathLike[str], what: str) -> sitk.Image:
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     size = image.GetSize()
-    if image.GetDimension() != 3 or min(size) < 2:
+    if image.GetDimension() != 3 or min(size[:2]) < 2:
         raise VolumeError(
-            f"{what}: {file} is {image.GetDimension()}D of size {size}, expected a 3D volume"
+            f"{what}: {file} is {image.GetDimension()}D of size {size}, expected a 3D volume "
+            "of at least 2 x 2 pixels per slice (one slice is fine)"
         )
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise VolumeError(f"{what}: {file} has vector pixels, expected a scalar volume")

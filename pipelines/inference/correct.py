@@ -1,15 +1,19 @@
 """Correcting whole volumes with a trained model (`madn correct`).
 
-For a CT (and, for two-channel models, its registered MRI) of any size, spacing and orientation:
-1. resample onto an axis-aligned grid over the CT's box whose in-plane field of view fits the
-   model's `image_size` (the MRI through the identity transform: it must already be registered),
-   and pad each slice to `image_size` x `image_size`;
-2. map intensities as ingestion does (CT window [-1000, 2000] HU; MRI robust percentiles);
-3. run `model.correct` slice by slice in batches (GPU when available);
+For a CT (and, for two-channel models, its registered MRI) of any size, spacing, orientation
+and slice count (one slice included):
+1. resample onto an axis-aligned grid over the CT's box at the in-plane spacing the model was
+   trained at (`config.data.spacing_mm`; the MRI through the identity transform: it must already
+   be registered). Checkpoints that do not record a spacing fall back to fitting the field of
+   view into `image_size` pixels;
+2. map intensities with the model's recorded mapping (CT window, MRI robust percentiles);
+3. run the fully convolutional network on whole slices, padded to a multiple of 2**num_down
+   (GPU when available). Slices without metal (no CT voxel above METAL_HU) are left as they are
+   unless `all_slices` is set: a MAR model has nothing to remove there, and any change would
+   be harm;
 4. map back to HU / the MRI's range, resample back onto each input's own grid, and write NIfTI
    volumes with the input's size, spacing, origin and direction. Voxels above the CT window
    (metal) keep their input HU: the network's output range stops at the window.
-Resampling to the model's grid and back smooths detail finer than that grid's spacing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -27,7 +32,6 @@ from madn_core.checkpoint import load_model
 from madn_core.trainer import resolve_device
 from pipelines.data.dataset import channels_for_variant
 from pipelines.data.intensity import (
-    IntensityConfig,
     hu_to_unit,
     mri_range,
     mri_to_unit,
@@ -48,12 +52,18 @@ class CorrectionResult:
 
     outputs: dict[str, Path]
     slices: int
+    corrected: int = 0
 
 
-def _pad(volume: np.ndarray, size: int, fill: float) -> tuple[np.ndarray, tuple[int, int]]:
-    out = np.full((volume.shape[0], size, size), fill, np.float32)
-    top, left = (size - volume.shape[1]) // 2, (size - volume.shape[2]) // 2
-    out[:, top : top + volume.shape[1], left : left + volume.shape[2]] = volume
+def _pad(volume: np.ndarray, multiple: int, fill: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """(Z, H, W) -> (Z, H', W') with H', W' the next multiples of `multiple`, centred;
+    returns the padded array and the (top, left) offset of the original."""
+    height, width = volume.shape[1:]
+    padded_h = -(-height // multiple) * multiple
+    padded_w = -(-width // multiple) * multiple
+    out = np.full((volume.shape[0], padded_h, padded_w), fill, np.float32)
+    top, left = (padded_h - height) // 2, (padded_w - width) // 2
+    out[:, top : top + height, left : left + width] = volume
     return out, (top, left)
 
 
@@ -71,6 +81,76 @@ def _write(image: sitk.Image, reference: sitk.Image, path: Path) -> Path:
     return path
 
 
+METAL_HU = 2500.0
+
+
+def _load_network(model: torch.nn.Module | str | os.PathLike[str], device: torch.device) -> Any:
+    net = model if isinstance(model, torch.nn.Module) else load_model(model, map_location=device)
+    return net.to(device).eval()
+
+
+def _check_channels(variant: str, channels: tuple[str, ...], given: set[str]) -> None:
+    if given != set(channels):
+        wanted = " and ".join(f"--{c}" for c in channels)
+        raise CorrectionError(
+            f"the model is a {variant} model that takes {'+'.join(channels).upper()}: "
+            f"pass {wanted} (got {', '.join(sorted(f'--{g}' for g in given)) or 'no volume'})"
+        )
+
+
+def model_grid(anchor: sitk.Image, config: Any) -> sitk.Image:
+    """The grid the model sees: the anchor's box at the model's in-plane spacing and the
+    anchor's own slice spacing; legacy models without a spacing fit image_size pixels."""
+    spacing = float(config.data.spacing_mm)
+    if spacing <= 0:
+        return reference_grid(anchor, config.image_size, None)
+    return reference_grid(anchor, 1, (spacing, spacing, anchor.GetSpacing()[2]))
+
+
+def _to_units(
+    images: dict[str, sitk.Image], grid: sitk.Image, config: Any
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[float, float]]]:
+    """Each modality resampled onto `grid` and mapped to [-1, 1]; (units, mapping params)."""
+    ct_min, ct_max = config.data.ct_window_hu
+    units: dict[str, np.ndarray] = {}
+    params: dict[str, tuple[float, float]] = {}
+    for name, image in images.items():
+        array = resample(image, grid, default=ct_min if name == "ct" else 0.0)
+        if name == "ct":
+            params[name] = (ct_min, ct_max)
+            units[name] = hu_to_unit(array, ct_min, ct_max)
+        else:
+            params[name] = mri_range(array, tuple(config.data.mri_percentiles))
+            units[name] = mri_to_unit(array, *params[name])
+    return units, params
+
+
+def metal_slices(images: dict[str, sitk.Image], grid: sitk.Image) -> np.ndarray:
+    """(Z,) bool on `grid`: slices whose CT has a voxel above METAL_HU (all True without CT)."""
+    if "ct" not in images:
+        return np.ones(grid.GetSize()[2], bool)
+    ct = resample(images["ct"], grid, default=-1000.0)
+    return (ct > METAL_HU).reshape(len(ct), -1).any(axis=1)
+
+
+def _run_network(
+    net: Any, stacked: np.ndarray, selected: np.ndarray, batch_size: int, progress: bool
+) -> np.ndarray:
+    """(Z, C, H, W) in [-1, 1] -> the same with the `selected` slices corrected."""
+    corrected = stacked.copy()
+    indices = np.flatnonzero(selected)
+    device = next(net.parameters()).device
+    bar = tqdm(total=len(indices), desc="correct", unit="slice", disable=not progress)
+    with torch.no_grad():
+        for start in range(0, len(indices), batch_size):
+            chosen = indices[start : start + batch_size]
+            batch = torch.from_numpy(np.ascontiguousarray(stacked[chosen])).to(device)
+            corrected[chosen] = net.correct(batch).float().clamp(-1, 1).cpu().numpy()
+            bar.update(len(chosen))
+    bar.close()
+    return corrected
+
+
 def correct_volume(
     model: torch.nn.Module | str | os.PathLike[str],
     ct: str | os.PathLike[str] | None,
@@ -78,76 +158,72 @@ def correct_volume(
     mri: str | os.PathLike[str] | None = None,
     device: str = "auto",
     batch_size: int = 16,
-    intensity: IntensityConfig | None = None,
     progress: bool = True,
+    all_slices: bool = False,
 ) -> CorrectionResult:
     """Correct the given volume(s) and write `<out_dir>/ct_corrected.nii.gz` (HU) and/or
-    `mri_corrected.nii.gz`. `model`: a MADN (or madn_core Corrector) or a checkpoint path."""
-    torch_device = resolve_device(device)
-    net = (
-        model
-        if isinstance(model, torch.nn.Module)
-        else load_model(model, map_location=torch_device)
-    )
-    net = net.to(torch_device).eval()
-    variant = net.config.variant
-    channels = channels_for_variant(variant)
-    given = {name for name, path in (("ct", ct), ("mri", mri)) if path is not None}
-    if given != set(channels):
-        wanted = " and ".join(f"--{c}" for c in channels)
-        raise CorrectionError(
-            f"the model is a {variant} model that takes {'+'.join(channels).upper()}: "
-            f"pass {wanted} (got {', '.join(sorted(f'--{g}' for g in given)) or 'no volume'})"
-        )
-    intensity = intensity or IntensityConfig()
-    size = net.config.image_size
-    images = {
-        name: read_volume(path, f"{name} volume")
-        for name, path in (("ct", ct), ("mri", mri))
-        if path is not None
-    }
-    anchor = images["ct"] if "ct" in images else images["mri"]
-    grid = reference_grid(anchor, size, None)
-    units: dict[str, np.ndarray] = {}
-    params: dict[str, tuple[float, float]] = {}
-    offsets = (0, 0)
+    `mri_corrected.nii.gz` (see module doc). `model`: a MADN (or madn_core Corrector) or a
+    checkpoint path; `all_slices`: correct slices without metal too."""
+    net = _load_network(model, resolve_device(device))
+    config = net.config
+    channels = channels_for_variant(config.variant)
+    paths = {name: path for name, path in (("ct", ct), ("mri", mri)) if path is not None}
+    _check_channels(config.variant, channels, set(paths))
+    images = {name: read_volume(path, f"{name} volume") for name, path in paths.items()}
+    grid = model_grid(images["ct"] if "ct" in images else images["mri"], config)
+    units, params = _to_units(images, grid, config)
     shape = grid.GetSize()[::-1]
-    for name, image in images.items():
-        array = resample(image, grid, default=intensity.ct_min if name == "ct" else 0.0)
-        if name == "ct":
-            params[name] = (intensity.ct_min, intensity.ct_max)
-            unit = hu_to_unit(array, *params[name])
-        else:
-            params[name] = mri_range(array, intensity.mri_percentiles)
-            unit = mri_to_unit(array, *params[name])
-        units[name], offsets = _pad(unit, size, -1.0)
-    stacked = np.stack([units[c] for c in channels], axis=1)
-    corrected = np.empty_like(stacked)
-    bar = tqdm(total=len(stacked), desc="correct", unit="slice", disable=not progress)
-    with torch.no_grad():
-        for start in range(0, len(stacked), batch_size):
-            batch = torch.from_numpy(stacked[start : start + batch_size]).to(torch_device)
-            corrected[start : start + batch_size] = (
-                net.correct(batch).float().clamp(-1, 1).cpu().numpy()
-            )
-            bar.update(len(batch))
-    bar.close()
-    top, left = offsets
+    padded = {name: _pad(unit, 2**config.network.num_down, -1.0) for name, unit in units.items()}
+    stacked = np.stack([padded[c][0] for c in channels], axis=1)
+    selected = np.ones(len(stacked), bool) if all_slices else metal_slices(images, grid)
+    corrected = _run_network(net, stacked, selected, batch_size, progress)
+    top, left = padded[channels[0]][1]
+    keep = None if all_slices else _metal_free_rows(images)
     outputs: dict[str, Path] = {}
-    out = Path(out_dir)
     for c, name in enumerate(channels):
         unit = corrected[:, c, top : top + shape[1], left : left + shape[2]]
-        values = (
-            unit_to_hu(unit, *params[name]) if name == "ct" else unit_to_mri(unit, *params[name])
+        rows = None if keep is None else keep.get(name)
+        outputs[name] = _write_back(
+            unit, name, params[name], grid, images[name], Path(out_dir), rows
         )
-        original = images[name]
-        back = resample(_as_image(values, grid), original)
-        if name == "ct":
-            source = sitk.GetArrayFromImage(sitk.Cast(original, sitk.sitkFloat32))
-            back = np.where(source > intensity.ct_max, source, back)
-        outputs[name] = _write(
-            sitk.GetImageFromArray(back.astype(np.float32)),
-            original,
-            out / f"{name}_corrected.nii.gz",
-        )
-    return CorrectionResult(outputs=outputs, slices=len(stacked))
+    return CorrectionResult(outputs=outputs, slices=len(stacked), corrected=int(selected.sum()))
+
+
+def _metal_free_rows(images: dict[str, sitk.Image]) -> dict[str, np.ndarray]:
+    """modality -> (K,) bool over the input array's first axis: rows (slices) of the input
+    whose CT row has no voxel above METAL_HU, i.e. rows to return exactly as they came in. An
+    MRI on another grid than the CT keeps all rows only when the whole CT is metal-free."""
+    if "ct" not in images:
+        return {}
+    ct = sitk.GetArrayFromImage(images["ct"])
+    free = ~(ct > METAL_HU).reshape(len(ct), -1).any(axis=1)
+    rows = {"ct": free}
+    if "mri" in images:
+        mri_rows = images["mri"].GetSize()[2]
+        same = images["mri"].GetSize() == images["ct"].GetSize()
+        rows["mri"] = free if same else np.full(mri_rows, bool(free.all()))
+    return rows
+
+
+def _write_back(
+    unit: np.ndarray,
+    name: str,
+    params: tuple[float, float],
+    grid: sitk.Image,
+    original: sitk.Image,
+    out: Path,
+    unchanged_rows: np.ndarray | None = None,
+) -> Path:
+    """Map a corrected (Z, H, W) unit volume back to the input's values and grid; write it.
+    `unchanged_rows` (K,) bool: input rows returned as the input's own voxels (no resampling
+    round trip)."""
+    values = unit_to_hu(unit, *params) if name == "ct" else unit_to_mri(unit, *params)
+    back = resample(_as_image(values, grid), original)
+    source = sitk.GetArrayFromImage(sitk.Cast(original, sitk.sitkFloat32))
+    if name == "ct":
+        back = np.where(source > params[1], source, back)
+    if unchanged_rows is not None:
+        back[unchanged_rows] = source[unchanged_rows]
+    return _write(
+        sitk.GetImageFromArray(back.astype(np.float32)), original, out / f"{name}_corrected.nii.gz"
+    )

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from madn_core.config import MADNConfig
 from madn_core.trainer import Trainer, TrainerCallback
 from pipelines.data.dataset import Augment, SliceDataset, UnpairedBatches, channels_for_variant
@@ -106,6 +108,20 @@ def _json_number(value: float) -> float | None:
     return value if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
+def with_data_spec(config: MADNConfig, dataset: SliceDataset) -> MADNConfig:
+    """`config` with `data` set from the dataset: its in-plane spacing (mm, median over slices)
+    and CT window, so that checkpoints tell inference what a pixel means."""
+    if len(dataset) == 0:
+        return config
+    sample = dataset.read(np.arange(min(len(dataset), 64)), ["spacing_x", "ct_min", "ct_max"])
+    return config.with_overrides(
+        {
+            "data.spacing_mm": float(np.median(sample["spacing_x"])),
+            "data.ct_window_hu": (float(sample["ct_min"][0]), float(sample["ct_max"][0])),
+        }
+    )
+
+
 def check_image_size(config: MADNConfig, dataset: SliceDataset) -> None:
     if config.image_size != dataset.size:
         raise ValueError(
@@ -127,6 +143,7 @@ def train_model(
     """Train `config` on the dataset at `data` (path or URI); see the module doc for outputs."""
     dataset = data if isinstance(data, SliceDataset) else SliceDataset(data)
     check_image_size(config, dataset)
+    config = with_data_spec(config, dataset)
     out = Path(out_dir)
     checkpoint = out / CHECKPOINT
     if checkpoint.exists() and not resume:

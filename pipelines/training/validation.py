@@ -95,12 +95,12 @@ class Validator:
         split: str = "val",
         max_slices: int = 256,
         batch_size: int = 16,
+        subject: str | None = None,
     ) -> None:
-        positions = dataset.select(split=split, has_metal=True)[:max_slices]
+        positions = dataset.select(split=split, has_metal=True, subject=subject)[:max_slices]
         if len(positions) == 0:
-            raise ValueError(
-                f"{dataset.location}: split {split!r} has no slices with metal to validate on"
-            )
+            which = f"subject {subject!r} of split {split!r}" if subject else f"split {split!r}"
+            raise ValueError(f"{dataset.location}: {which} has no slices with metal to validate on")
         self.channels = tuple(channels)
         self.batch_size = batch_size
         self.ground_truth = dataset.has_ground_truth

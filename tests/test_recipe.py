@@ -1,0 +1,96 @@
+"""The training recipe's parts: EMA weights, best.ckpt, residual content path, patches, and the
+promotion gate's decision rule."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+from streaks import streak_batches
+
+from madn_core.checkpoint import load_checkpoint, load_model
+from madn_core.config import ConfigError
+from madn_core.model import MADN
+from madn_core.trainer import Trainer
+
+
+def test_ema_follows_the_documented_update_and_is_what_load_model_returns(
+    tmp_path: Path,
+) -> None:
+    trainer = Trainer(tiny_config("adn-ct", **{"train.ema_decay": 0.99}))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    corrupted, clean = next(iter(streak_batches(2, 32, batch_size=2, seed=0, channels=(0,))))
+    trainer.train_step(corrupted, clean)
+    after = trainer.model.state_dict()
+    averaged = trainer.ema.model.state_dict()
+    name = "decoder_clean.layers.0.body.0.1.weight"
+    first_decay = 1.0 / 10.0  # min(0.99, (1 + 0) / (10 + 0))
+    expected = first_decay * before[name] + (1 - first_decay) * after[name]
+    torch.testing.assert_close(averaged[name], expected)
+    assert not torch.equal(averaged[name], after[name])
+    trainer.save(tmp_path / "x.ckpt")
+    loaded = load_model(tmp_path / "x.ckpt").state_dict()
+    torch.testing.assert_close(loaded[name], averaged[name])
+    resumed = Trainer(tiny_config("adn-ct", **{"train.ema_decay": 0.99}))
+    resumed.load(tmp_path / "x.ckpt")
+    assert resumed.ema.updates == 1
+    torch.testing.assert_close(resumed.ema.model.state_dict()[name], averaged[name])
+
+
+def test_best_checkpoint_is_the_epoch_with_the_highest_validation_score(
+    dataset_path: Path, tmp_path: Path
+) -> None:
+    from pipelines.training.train import train_model
+
+    config = tiny_config("adn-ct", **{"train.epochs": 3, "train.batch_size": 2})
+    result = train_model(dataset_path, config, tmp_path / "run", progress=False)
+    scores = [entry["val/score"] for entry in result.history]
+    best_epoch = max(range(3), key=scores.__getitem__) + 1
+    assert load_checkpoint(result.best)["epoch"] == best_epoch
+    assert load_checkpoint(result.checkpoint)["epoch"] == 3
+    last_line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last_line["best_epoch"] == best_epoch
+
+
+def test_residual_clean_decoder_starts_as_the_identity() -> None:
+    config = tiny_config("madn", **{"network.residual": True, "network.content_skips": 3})
+    model = MADN(config).eval()
+    images = torch.rand(2, 2, 32, 32) * 1.8 - 0.9
+    torch.testing.assert_close(model.correct(images), images)
+    plain = MADN(tiny_config("madn")).eval()
+    assert not torch.allclose(plain.correct(images), images, atol=1e-2)
+
+
+def test_patches_train_a_model_that_corrects_whole_slices(dataset_path: Path, tmp_path: Path):
+    from pipelines.training.train import train_model
+
+    config = tiny_config("adn-ct", **{"train.patch": 16, "train.epochs": 1})
+    result = train_model(dataset_path, config, tmp_path / "run", progress=False)
+    model = load_model(result.checkpoint)
+    assert model.correct(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    with pytest.raises(ConfigError, match=r"train\.patch"):
+        tiny_config("adn-ct", **{"train.patch": 18})
+
+
+@pytest.mark.parametrize(
+    ("gain", "score", "champion", "crowned", "reason"),
+    [
+        (-0.4, -0.4, None, False, "does not beat No MAR"),
+        (0.0, 0.0, None, False, "does not beat No MAR"),
+        (math.nan, math.nan, None, False, "does not beat No MAR"),
+        (0.3, 0.3, None, True, "no champion before"),
+        (0.3, 0.3, 0.5, False, "does not beat the champion"),
+        (0.6, 0.6, 0.5, True, "and the champion"),
+    ],
+)
+def test_gate_crowns_only_models_better_than_no_mar_and_the_champion(
+    gain: float, score: float, champion: float | None, crowned: bool, reason: str
+) -> None:
+    from tune.registry import gate
+
+    decision, why = gate(gain, score, champion, "max")
+    assert decision is crowned and reason in why
