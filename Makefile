@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 
-.PHONY: install demo test lint format bench evaluation clean
+.PHONY: install demo test lint format bench evaluation quality clean
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ bench: $(STAMP)
 # the evaluation in docs/evaluation.md (about 20 minutes on 2 CPU cores)
 evaluation: $(STAMP)
 	MADN=$(VENV)/bin/madn bash bench/evaluation.sh
+
+# the quality benchmark (docs/quality.md): trains the four variants with one recipe and tests
+# them against No MAR, LI and NMAR (about 45 minutes on 2 CPU cores; STEPS, WIDTH, SIZE, ... scale it)
+quality: $(STAMP)
+	$(PY) bench/quality.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

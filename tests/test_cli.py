@@ -39,7 +39,15 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
     text = report.read_text()
     assert "multichannel (baseline)" in text and "lncc" in text and "nmi" in text
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert str(client.get_model_version_by_alias("madn-demo", "champion").version) == "1"
+    version = client.get_model_version_by_alias("madn-demo", "challenger")
+    assert str(version.version) == "1"
+    # the gate's outcome: champion exactly when the test score beats No MAR
+    beats_nomar = float(version.tags["nomar_gain_db"]) > 0
+    crowned = "champion" in client.get_registered_model("madn-demo").aliases
+    assert crowned == beats_nomar == (version.tags["decision"] == "champion")
+    assert ("-> champion" in result.stdout) == crowned
+    if not crowned:
+        assert "challenger only: test score" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+from typing import Any
 
 from tune.commands.common import UsageError, positive_int
 
@@ -39,20 +41,38 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from pipelines.data.ingest import IngestConfig, ingest
-    from pipelines.data.registration import RegistrationConfig
-    from pipelines.synth.generate import SynthConfig, synthesize
     from tune.registry import promote
     from tune.report import build_report
-    from tune.sweep import SweepSettings, run_sweep
 
     if args.size < 32 or args.size % 4:
         raise UsageError(f"--size must be >= 32 and divisible by 4, got {args.size}")
     start = time.monotonic()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    data = _prepare_data(args, out)
+    name = time.strftime("demo-%Y%m%d-%H%M%S")
+    print(f"[3/5] sweep {name}: {args.trials} trials + multichannel baseline, {args.epochs} epochs")
+    result = _sweep(args, data, name, out)
+    print(f"      trials: {result.outcomes}; best {result.best_config} = {result.best_value}")
+    print("[4/5] promote the best trial (champion only if it beats No MAR and the champion)")
+    promotion = promote(EXPERIMENT, MODEL_NAME, workdir=str(out))
+    print(
+        f"      {promotion.model_uri}: {promotion.test_metric} = "
+        f"{promotion.challenger_score:+.3f} dB vs No MAR (paired p = {promotion.p_value:.3g})"
+        + (" -> champion" if promotion.promoted else f" -> challenger only: {promotion.reason}")
+    )
+    print("[5/5] report")
+    report = build_report(EXPERIMENT, out / "report" / name, workdir=str(out))
+    _print_next_steps(time.monotonic() - start, report, result.tracking_uri, promotion.promoted)
+    return 0
+
+
+def _prepare_data(args: argparse.Namespace, out: Path) -> str:
+    """Steps 1-2: synthesize (once) and ingest (cached); the dataset folder."""
+    from pipelines.data.ingest import IngestConfig, ingest
+    from pipelines.data.registration import RegistrationConfig
+    from pipelines.synth.generate import SynthConfig, synthesize
+
     print(f"[1/5] synthesize {args.subjects} subjects ({args.size} px, {args.slices} slices)")
     manifest = out / "synth" / "manifest.csv"
     if not manifest.exists():
@@ -65,23 +85,22 @@ def run(args: argparse.Namespace) -> int:
         )
         manifest = synthesize(config, out / "synth", workers=2)
     print("[2/5] ingest into Parquet shards")
-    data = ingest(
-        manifest,
-        out / "cache",
-        IngestConfig(
-            size=args.size,
-            registration=RegistrationConfig(mode="none"),
-            val_fraction=0.25,
-            test_subjects="0.2",
-            seed=args.seed,
-        ),
-        workers=2,
-    ).path
-    name = time.strftime("demo-%Y%m%d-%H%M%S")
-    print(f"[3/5] sweep {name}: {args.trials} trials + multichannel baseline, {args.epochs} epochs")
-    result = run_sweep(
+    config = IngestConfig(
+        size=args.size,
+        registration=RegistrationConfig(mode="none"),
+        val_fraction=0.25,
+        test_subjects="0.2",
+        seed=args.seed,
+    )
+    return str(ingest(manifest, out / "cache", config, workers=2).path)
+
+
+def _sweep(args: argparse.Namespace, data: str, name: str, out: Path) -> Any:
+    from tune.sweep import SweepSettings, run_sweep
+
+    return run_sweep(
         SweepSettings(
-            data=str(data),
+            data=data,
             trials=args.trials,
             epochs=args.epochs,
             experiment=EXPERIMENT,
@@ -94,23 +113,15 @@ def run(args: argparse.Namespace) -> int:
             verbose=1,
         )
     )
-    print(f"      trials: {result.outcomes}; best {result.best_config} = {result.best_value}")
-    print("[4/5] promote the best trial")
-    promotion = promote(EXPERIMENT, MODEL_NAME, workdir=str(out))
-    print(
-        f"      {promotion.model_uri}: {promotion.test_metric} = "
-        f"{promotion.challenger_score:.3f}"
-        + (" -> champion" if promotion.promoted else " (champion unchanged)")
-    )
-    print("[5/5] report")
-    report = build_report(EXPERIMENT, out / "report" / name, workdir=str(out))
-    minutes = (time.monotonic() - start) / 60
-    print(f"\ndemo finished in {minutes:.1f} min")
+
+
+def _print_next_steps(seconds: float, report: Path, uri: str, crowned: bool) -> None:
+    print(f"\ndemo finished in {seconds / 60:.1f} min")
     print(f"report:     {report}")
-    print(f"MLflow UI:  mlflow ui --backend-store-uri {result.tracking_uri}")
+    print(f"MLflow UI:  mlflow ui --backend-store-uri {uri}")
     print("            then open http://127.0.0.1:5000")
+    alias = "champion" if crowned else "challenger"
     print(
-        f"correct:    madn correct --model models:/{MODEL_NAME}@champion --tracking-uri "
-        f"{result.tracking_uri} --ct CT.nii.gz --mri MRI.nii.gz --out OUT"
+        f"correct:    madn correct --model models:/{MODEL_NAME}@{alias} --tracking-uri "
+        f"{uri} --ct CT.nii.gz --mri MRI.nii.gz --out OUT"
     )
-    return 0

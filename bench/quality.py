@@ -1,0 +1,343 @@
+"""The quality benchmark (`make quality`): do the models beat No MAR, and by how much?
+
+Seeded, end to end on the synthetic benchmark:
+1. synthesize SUBJECTS hip CT/MRI subjects (METAL_FRACTION implanted) at SIZE px over a 384 mm
+   field of view (1.5 mm pixels at 256), ingest them with TEST_SUBJECTS in the test split;
+2. train adn-ct, adn-mr, multichannel and madn (LNCC) with the same recipe (environment
+   variables below), keeping each run's best.ckpt (EMA weights, chosen by val/score);
+3. run the paper's evaluation (`pipelines.evaluation.evaluate`) with LI and NMAR beside them, on
+   the implanted test subjects, plus the network's own harm on the metal-free test slices (mean
+   |output - input| in the body, HU, with every slice run through the network);
+4. test the targets with one-sided paired t-tests over test subjects (p < 0.05) and write
+   OUT/summary.json, OUT/quality.md (and docs/quality.md with DOCS=1), OUT/curves.png, and a
+   pass/fail table on stdout.
+
+Environment (defaults fit 2 CPU cores in about 45 minutes): OUT, SUBJECTS, METAL_FRACTION, SIZE,
+SLICES, TEST_SUBJECTS, STEPS (generator steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR,
+RESIDUAL, SKIPS, NORM, EMA, WORKERS, DEVICE, DOCS.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from madn_core.checkpoint import load_model  # noqa: E402
+from madn_core.config import MADNConfig  # noqa: E402
+from pipelines.data.dataset import SliceDataset, channels_for_variant  # noqa: E402
+from pipelines.data.ingest import IngestConfig, ingest  # noqa: E402
+from pipelines.data.intensity import unit_to_hu  # noqa: E402
+from pipelines.data.registration import RegistrationConfig  # noqa: E402
+from pipelines.evaluation.evaluate import NO_MAR, EvaluationConfig, evaluate  # noqa: E402
+from pipelines.synth.generate import SynthConfig, synthesize  # noqa: E402
+from pipelines.training.train import train_model  # noqa: E402
+from pipelines.training.validation import correct_batches  # noqa: E402
+
+VARIANTS = ("adn-ct", "adn-mr", "multichannel", "madn")
+CT_MODELS = ("adn-ct", "multichannel", "madn")
+MRI_MODELS = ("adn-mr", "multichannel", "madn")
+
+
+def env(name: str, default: Any) -> Any:
+    """An environment setting, parsed to the type of its default."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        return raw.lower() in ("1", "true", "yes")
+    return type(default)(raw)
+
+
+def settings() -> dict[str, Any]:
+    return {
+        "out": env("OUT", "runs/quality"),
+        "subjects": env("SUBJECTS", 28),
+        "metal_fraction": env("METAL_FRACTION", 0.75),
+        "size": env("SIZE", 256),
+        "slices": env("SLICES", 4),
+        "test_subjects": env("TEST_SUBJECTS", 12),
+        "steps": env("STEPS", 600),
+        "width": env("WIDTH", 16),
+        "num_res": env("NUM_RES", 2),
+        "patch": env("PATCH", 64),
+        "batch": env("BATCH", 4),
+        "lr": env("LR", 2e-4),
+        "residual": env("RESIDUAL", True),
+        "skips": env("SKIPS", 3),
+        "norm": env("NORM", "none"),
+        "ema": env("EMA", 0.999),
+        "workers": env("WORKERS", 2),
+        "device": env("DEVICE", "cpu"),
+        "docs": env("DOCS", False),
+    }
+
+
+def prepare_data(s: dict[str, Any], out: Path) -> SliceDataset:
+    """Steps 1: synthesize (once) and ingest (cached)."""
+    manifest = out / "synth" / "manifest.csv"
+    if not manifest.exists():
+        config = SynthConfig(
+            subjects=s["subjects"],
+            metal_fraction=s["metal_fraction"],
+            size=s["size"],
+            slices=s["slices"],
+            seed=7,
+        )
+        synthesize(config, out / "synth", workers=s["workers"])
+    config = IngestConfig(
+        size=s["size"],
+        registration=RegistrationConfig(mode="none"),
+        val_fraction=0.15,
+        test_subjects=str(s["test_subjects"]),
+        seed=7,
+    )
+    return SliceDataset(ingest(manifest, out / "cache", config, workers=s["workers"]).path)
+
+
+def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig:
+    """The model config every variant shares: only the variant differs."""
+    steps_per_epoch = max(1, len(dataset.select(split="train", has_metal=True)) // s["batch"])
+    epochs = max(1, math.ceil(s["steps"] / steps_per_epoch))
+    norm = s["norm"]
+    return MADNConfig.from_dict(
+        {
+            "variant": variant,
+            "image_size": dataset.size,
+            "network": {
+                "base_channels": s["width"],
+                "discriminator_channels": s["width"],
+                "num_res": s["num_res"],
+                "residual": s["residual"],
+                "content_skips": s["skips"],
+                "encoder_norm": norm,
+                "decoder_norm": norm,
+                "up_norm": "layer" if norm == "layer" else norm,
+            },
+            "optim": {"lr": s["lr"]},
+            "train": {
+                "epochs": epochs,
+                "batch_size": s["batch"],
+                "patch": s["patch"] if s["patch"] < dataset.size else 0,
+                "ema_decay": s["ema"],
+                "seed": 7,
+                "device": s["device"],
+            },
+        }
+    )
+
+
+def train_all(s: dict[str, Any], dataset: SliceDataset, out: Path) -> dict[str, Path]:
+    """Step 2: one run per variant (resumed if interrupted); their best.ckpt by variant."""
+    best = {}
+    for variant in VARIANTS:
+        run = out / "runs" / variant
+        resume = (run / "last.ckpt").exists()
+        result = train_model(dataset, recipe(s, variant, dataset), run, resume=resume)
+        best[variant] = result.best
+    return best
+
+
+def harm_on_metal_free_slices(
+    models: dict[str, torch.nn.Module], dataset: SliceDataset
+) -> dict[str, dict[str, float]]:
+    """Mean |output - input| in HU inside the body (input CT > -500 HU) on the metal-free test
+    slices, every slice run through the network; beside it the input's muscle noise (HU std
+    inside the labelled muscles), the scale the harm should stay well below."""
+    positions = dataset.select(split="test", has_metal=False)
+    columns = ["ct", "mri", "labels", "ct_min", "ct_max"]
+    data = dataset.read(positions, columns)
+    window = (float(data["ct_min"][0]), float(data["ct_max"][0]))
+    input_hu = unit_to_hu(data["ct"], *window)
+    body = input_hu > -500.0
+    muscle = data["labels"] > 0
+    noise = float(np.mean([img[m].std() for img, m in zip(input_hu, muscle, strict=True)]))
+    result = {}
+    for name, model in models.items():
+        channels = channels_for_variant(model.config.variant)
+        images = np.stack([data[c] for c in channels], axis=1)
+        output = correct_batches(model, images)
+        if "ct" in channels:
+            hu = unit_to_hu(output[:, channels.index("ct")], *window)
+            harm = float(np.abs(hu - input_hu)[body].mean())
+        else:
+            harm = 0.0  # an MRI-only model leaves the CT as it is
+        result[name] = {"harm_hu": harm, "input_muscle_noise_hu": noise, "slices": len(images)}
+    return result
+
+
+def per_subject(report: Path) -> pd.DataFrame:
+    """One row per (method, subject): CT/MRI PSNR and SSIM overall and near the implant, and the
+    mean implanted-side sigma_CT over the four muscles, from the evaluation's case tables."""
+    truth = pd.read_csv(report / "ground_truth_cases.csv")
+    truth["measure"] = truth["modality"].str.lower() + "_" + truth["metric"] + "_" + truth["region"]
+    wide = truth.pivot_table(index=["method", "subject"], columns="measure", values="value")
+    sigma = pd.read_csv(report / "sigma_ct_cases.csv")
+    implanted = sigma[sigma["side"] == "implanted"]
+    wide["sigma_implanted"] = implanted.groupby(["method", "subject"])["sigma_hu"].mean()
+    for muscle, rows in implanted.groupby("muscle"):
+        wide[f"sigma_implanted_{muscle.lower()}"] = rows.groupby(["method", "subject"])[
+            "sigma_hu"
+        ].mean()
+    return wide.reset_index()
+
+
+def paired(frame: pd.DataFrame, method: str, other: str, measure: str, greater: bool) -> dict:
+    """One-sided paired t-test over subjects that `method` is better than `other` on
+    `measure` (greater or lower is better); mean difference method - other."""
+    a = frame[frame["method"] == method].set_index("subject")[measure]
+    b = frame[frame["method"] == other].set_index("subject")[measure]
+    both = pd.concat([a, b], axis=1, keys=["a", "b"]).dropna()
+    diff = both["a"] - both["b"]
+    if len(diff) < 2 or float(diff.std()) == 0.0:
+        p = math.nan
+    else:
+        p = float(stats.ttest_1samp(diff, 0.0, alternative="greater" if greater else "less").pvalue)
+    return {"mean_diff": float(diff.mean()), "p": p, "n": len(diff)}
+
+
+def targets(frame: pd.DataFrame, harm: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    """Every target of the benchmark: name, method, measured difference, p, pass."""
+    rows = []
+
+    def add(method: str, name: str, result: dict, passed: bool) -> None:
+        rows.append({"method": method, "target": name, **result, "pass": bool(passed)})
+
+    for m in CT_MODELS:
+        for measure, greater in (("ct_psnr_overall", True), ("ct_psnr_near", True)):
+            r = paired(frame, m, NO_MAR, measure, greater)
+            add(m, f"{measure} > No MAR", r, r["p"] < 0.05 and r["mean_diff"] > 0)
+        r = paired(frame, m, NO_MAR, "sigma_implanted", greater=False)
+        add(m, "sigma_implanted < No MAR", r, r["p"] < 0.05 and r["mean_diff"] < 0)
+        h = harm[m]["harm_hu"]
+        add(m, "harm on metal-free slices < 20 HU", {"mean_diff": h, "p": math.nan, "n": 0}, h < 20)
+    for m in MRI_MODELS:
+        r = paired(frame, m, NO_MAR, "mri_psnr_near", True)
+        add(m, "mri_psnr_near > No MAR", r, r["p"] < 0.05 and r["mean_diff"] > 0)
+        r = paired(frame, m, NO_MAR, "mri_psnr_overall", True)
+        add(m, "mri_psnr_overall >= No MAR - 0.5 dB", r, r["mean_diff"] >= -0.5)
+    for measure, greater in (
+        ("ct_psnr_overall", True),
+        ("ct_psnr_near", True),
+        ("sigma_implanted", False),
+    ):
+        r = paired(frame, "multichannel", "madn", measure, greater)
+        add("madn", f"{measure} not worse than multichannel", r, not r["p"] < 0.05)
+    for m in CT_MODELS:
+        r = paired(frame, m, "NMAR", "ct_psnr_near", True)
+        add(m, "stretch: ct_psnr_near > NMAR", r, r["p"] < 0.05 and r["mean_diff"] > 0)
+    return rows
+
+
+def method_means(frame: pd.DataFrame, harm: dict[str, dict[str, float]]) -> dict[str, dict]:
+    means = frame.drop(columns="subject").groupby("method").mean()
+    summary = {m: {k: float(v) for k, v in row.items()} for m, row in means.iterrows()}
+    for m, values in harm.items():
+        summary[m].update(values)
+    return summary
+
+
+def learning_curves(out: Path) -> Path:
+    """val/score (dB over No MAR) per epoch of every variant, as OUT/curves.png."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 3.5))
+    for variant in VARIANTS:
+        lines = (out / "runs" / variant / "metrics.jsonl").read_text().splitlines()
+        history = [json.loads(line) for line in lines]
+        axis.plot([h["epoch"] for h in history], [h["val/score"] for h in history], label=variant)
+    axis.axhline(0.0, color="k", lw=0.8, ls="--", label="No MAR")
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("val/score (dB over No MAR)")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out / "curves.png", dpi=120)
+    plt.close(figure)
+    return out / "curves.png"
+
+
+def markdown(s: dict, summary: dict, rows: list[dict], seconds: float) -> str:
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    lines = [
+        "# Quality benchmark (`make quality`)",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine}, {seconds / 60:.1f} min.",
+        f"Settings: `{json.dumps({k: v for k, v in s.items() if k != 'docs'})}`",
+        "",
+        "| method | CT PSNR | CT PSNR near | CT SSIM | sigma implanted (HU) | MRI PSNR | "
+        "MRI PSNR near | harm (HU) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m, v in summary.items():
+        lines.append(
+            f"| {m} | {v.get('ct_psnr_overall', math.nan):.2f} | "
+            f"{v.get('ct_psnr_near', math.nan):.2f} | {v.get('ct_ssim_overall', math.nan):.3f} | "
+            f"{v.get('sigma_implanted', math.nan):.1f} | {v.get('mri_psnr_overall', math.nan):.2f} "
+            f"| {v.get('mri_psnr_near', math.nan):.2f} | {v.get('harm_hu', math.nan):.1f} |"
+        )
+    lines += [
+        "",
+        "| method | target | mean diff | p (one-sided) | n | result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        result = "pass" if r["pass"] else "MISS"
+        lines.append(
+            f"| {r['method']} | {r['target']} | {r['mean_diff']:+.3f} | {r['p']:.3g} | {r['n']} "
+            f"| {result} |"
+        )
+    lines += ["", "![validation curves](figures/quality/curves.png)", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    s = settings()
+    out = Path(s["out"]).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(7)
+    start = time.monotonic()
+    dataset = prepare_data(s, out)
+    checkpoints = train_all(s, dataset, out)
+    models = {v: load_model(path) for v, path in checkpoints.items()}
+    config = EvaluationConfig(dice=False, workers=s["workers"], device=s["device"])
+    evaluate(dataset, models, out / "report", config)
+    frame = per_subject(out / "report")
+    harm = harm_on_metal_free_slices(models, dataset)
+    summary, rows = method_means(frame, harm), targets(frame, harm)
+    seconds = time.monotonic() - start
+    learning_curves(out)
+    payload = {"settings": s, "seconds": seconds, "methods": summary, "targets": rows}
+    (out / "summary.json").write_text(json.dumps(payload, indent=2, default=float))
+    text = markdown(s, summary, rows, seconds)
+    (out / "quality.md").write_text(text)
+    if s["docs"]:
+        figures = ROOT / "docs" / "figures" / "quality"
+        figures.mkdir(parents=True, exist_ok=True)
+        for name in ("curves.png",):
+            (figures / name).write_bytes((out / name).read_bytes())
+        (figures / "comparison.png").write_bytes((out / "report" / "comparison.png").read_bytes())
+        (ROOT / "docs" / "quality.md").write_text(text)
+    print(text)
+    missed = [r for r in rows if not r["pass"] and not r["target"].startswith("stretch")]
+    print(f"\n{len(rows) - len(missed)} passed, {len(missed)} failed")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
