@@ -269,3 +269,24 @@ def test_unwritable_cache_and_bad_settings(synth_manifest: Path, tmp_path: Path)
         ingest(synth_manifest, blocker, NO_REGISTRATION, progress=False)
     with pytest.raises(IngestError, match="--size"):
         IngestConfig(size=30)
+
+
+@pytest.mark.parametrize(
+    ("implanted", "clean", "test", "val"),
+    [(2, 2, "0.2", 0.25), (21, 7, "12", 0.15), (3, 1, "1", 0.25), (12, 12, "8", 0.15)],
+)
+def test_splits_keep_an_implanted_and_a_clean_subject_in_train(
+    implanted: int, clean: int, test: str, val: float
+) -> None:
+    from pipelines.data.ingest import assign_splits
+    from pipelines.data.manifest import SubjectEntry
+
+    entries = [
+        SubjectEntry(f"sub-{i:03d}", i < implanted, None, {}) for i in range(implanted + clean)
+    ]
+    split = assign_splits(entries, val, test, seed=0)
+    train = [e for e in entries if split[e.subject_id] == "train"]
+    assert any(e.has_metal for e in train) and any(not e.has_metal for e in train)
+    tested = [e for e in entries if split[e.subject_id] == "test"]
+    if implanted >= 12:  # proportional: the test split holds implanted subjects to evaluate
+        assert sum(e.has_metal for e in tested) >= round(int(test) * implanted / len(entries)) - 1

@@ -30,7 +30,6 @@ import torch
 from madn_core.checkpoint import load_model
 from madn_core.corrector import Corrector
 from pipelines.data.dataset import channels_for_variant
-from pipelines.data.intensity import IntensityConfig
 from tune import tracking
 from tune.errors import ServiceError
 from tune.evidence import TestEvidence, collect_evidence
@@ -255,7 +254,7 @@ def _log_and_register(
     example = torch.zeros(1, len(channels), size, size)
     with torch.no_grad():
         output = corrector(example).numpy()
-    preprocessing = _preprocessing(model.config.variant, channels, size)
+    preprocessing = _preprocessing(model.config)
     evidence_file = folder / "evidence.json"
     evidence_file.write_text(json.dumps(evidence.summary(), indent=2))
     with tracking.fluent_uri(uri):
@@ -343,15 +342,18 @@ def _champion(
         return current.version, float(tag) if tag is not None else None
 
 
-def _preprocessing(variant: str, channels: tuple[str, ...], size: int) -> dict[str, str]:
-    """What a registered model's input needs, as model metadata and version tags."""
-    intensity = IntensityConfig()
+def _preprocessing(config: Any) -> dict[str, str]:
+    """What a registered model's input needs, as model metadata and version tags: from the
+    model's recorded data spec (pixel spacing, CT window, MRI percentiles)."""
+    data = config.data
+    channels = channels_for_variant(config.variant)
     return {
-        "variant": variant,
+        "variant": config.variant,
         "channels": ",".join(channels),
-        "image_size": str(size),
-        "ct_window_hu": f"{intensity.ct_min},{intensity.ct_max}",
-        "mri_percentiles": ",".join(str(p) for p in intensity.mri_percentiles),
+        "image_size": str(config.image_size),
+        "pixel_spacing_mm": f"{data.spacing_mm:g}" if data.spacing_mm > 0 else "unknown",
+        "ct_window_hu": ",".join(f"{v:g}" for v in data.ct_window_hu),
+        "mri_percentiles": ",".join(f"{v:g}" for v in data.mri_percentiles),
         "input_range": "-1,1",
     }
 

@@ -162,6 +162,73 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
+def _fanova(trials: Any, mode: str) -> tuple[dict[str, float], str]:
+    """(importances, note why there are none)."""
+    try:
+        weights = importances(trials, mode)
+        return weights, "" if weights else "fewer than 3 MADN trials with an objective"
+    except Exception as error:  # fANOVA can fail on degenerate data; say so in the report
+        return {}, f"not computed ({type(error).__name__}: {error})"
+
+
+def _copy_best_samples(client: Any, uri: str, run_id: str, target: Path) -> None:
+    """The best trial's last samples image to `target`; a missing image is not an error."""
+    import mlflow.artifacts
+
+    try:
+        listed = client.list_artifacts(run_id, "samples")
+        if listed:
+            with tempfile.TemporaryDirectory(prefix="madn-report-") as folder:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id,
+                    artifact_path=sorted(a.path for a in listed)[-1],
+                    dst_path=folder,
+                    tracking_uri=uri,
+                )
+                shutil.copyfile(local, target)
+    except Exception:  # a missing image does not stop the report
+        pass
+
+
+def _best_line(best: Any, metric: str) -> list[str]:
+    settings = ", ".join(
+        f"{k}={best[k]:.4g}" if isinstance(best[k], float) else f"{k}={best[k]}"
+        for k in ("variant", "similarity", "lambda_sim", "sigma")
+        if not (isinstance(best[k], float) and math.isnan(best[k])) and best[k] != ""
+    )
+    return [
+        f"**Best trial**: {best['trial']} ({settings}): {metric} = "
+        f"{best['objective']:.4f}, run `{best['run_id']}`.",
+        "",
+    ]
+
+
+def _report_lines(
+    header: tuple[str, str, str], summary: Any, trials: Any, best: Any, fanova: tuple, out: Path
+) -> list[str]:
+    """report.md's lines; header: (title, source line naming objective and run, metric)."""
+    title, source, metric = header
+    lines = [title, "", source, "", "## By similarity metric (baselines beside them)", ""]
+    lines += [_markdown(summary), ""]
+    if best is not None:
+        lines += _best_line(best, metric)
+    lines += ["## Parameter importances (fANOVA, MADN trials)", ""]
+    weights, note = fanova
+    if weights:
+        lines += ["| parameter | importance |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" for k, v in weights.items()]
+    else:
+        lines.append(f"n/a: {note}")
+    shown = trials[["trial", "group", "lambda_sim", "sigma", "outcome", "epochs_done", "objective"]]
+    lines += ["", "## Trials", "", _markdown(shown), "", "## Figures", ""]
+    lines.append("![objective vs lambda](objective_vs_lambda.png)")
+    if (out / "objective_vs_sigma.png").exists():
+        lines.append("![objective vs sigma](objective_vs_sigma.png)")
+    if (out / "best_trial_samples.png").exists():
+        lines.append("![best trial samples](best_trial_samples.png)")
+    return lines
+
+
 def build_report(
     experiment: str,
     out_dir: str | os.PathLike[str],
@@ -173,8 +240,6 @@ def build_report(
     workdir: str = ".",
 ) -> Path:
     """Write the report (module doc) and return the path of report.md."""
-    import mlflow.artifacts
-
     uri = tracking.resolve_tracking_uri(tracking_uri, workdir)
     client = tracking.client(uri)
     experiment_id, sweep_run = tracking.latest_sweep_run(uri, experiment)
@@ -191,72 +256,20 @@ def build_report(
     summary = summarise(trials, mode)
     summary.to_csv(out / "summary.csv", index=False)
     _scatter(trials, "lambda_sim", out / "objective_vs_lambda.png", metric, log=True)
-    has_sigma = trials["sigma"].notna().any()
-    if has_sigma:
+    if trials["sigma"].notna().any():
         _scatter(trials, "sigma", out / "objective_vs_sigma.png", metric, log=False)
-    try:
-        weights = importances(trials, mode)
-        importance_note = "" if weights else "fewer than 3 MADN trials with an objective"
-    except Exception as error:  # fANOVA can fail on degenerate data; say so in the report
-        weights, importance_note = {}, f"not computed ({type(error).__name__}: {error})"
     scored = trials[trials["objective"].notna()]
     best = scored.iloc[0] if len(scored) else None
     if best is not None:
-        try:
-            listed = client.list_artifacts(best["run_id"], "samples")
-            if listed:
-                with tempfile.TemporaryDirectory(prefix="madn-report-") as folder:
-                    local = mlflow.artifacts.download_artifacts(
-                        run_id=best["run_id"],
-                        artifact_path=sorted(a.path for a in listed)[-1],
-                        dst_path=folder,
-                        tracking_uri=uri,
-                    )
-                    shutil.copyfile(local, out / "best_trial_samples.png")
-        except Exception:  # a missing image does not stop the report
-            pass
-    lines = [
-        f"# Sweep report: {experiment} / {sweep}",
-        "",
+        _copy_best_samples(client, uri, best["run_id"], out / "best_trial_samples.png")
+    source = (
         f"Objective: `{metric}` ({'higher' if mode == 'max' else 'lower'} is better), the value "
-        "at each trial's last epoch. Source: MLflow "
-        f"`{uri}`, sweep run `{sweep_run.info.run_id}`.",
-        "",
-        "## By similarity metric (baselines beside them)",
-        "",
-        _markdown(summary),
-        "",
-    ]
-    if best is not None:
-        settings = ", ".join(
-            f"{k}={best[k]:.4g}" if isinstance(best[k], float) else f"{k}={best[k]}"
-            for k in ("variant", "similarity", "lambda_sim", "sigma")
-            if not (isinstance(best[k], float) and math.isnan(best[k])) and best[k] != ""
-        )
-        lines += [
-            f"**Best trial**: {best['trial']} ({settings}): {metric} = "
-            f"{best['objective']:.4f}, run `{best['run_id']}`.",
-            "",
-        ]
-    lines += ["## Parameter importances (fANOVA, MADN trials)", ""]
-    if weights:
-        lines += ["| parameter | importance |", "|---|---|"]
-        lines += [f"| {k} | {v:.3f} |" for k, v in weights.items()]
-    else:
-        lines.append(f"n/a: {importance_note}")
-    lines += ["", "## Trials", ""]
-    shown = trials[["trial", "group", "lambda_sim", "sigma", "outcome", "epochs_done", "objective"]]
-    lines += [
-        _markdown(shown),
-        "",
-        "## Figures",
-        "",
-        "![objective vs lambda](objective_vs_lambda.png)",
-    ]
-    if has_sigma:
-        lines.append("![objective vs sigma](objective_vs_sigma.png)")
-    if (out / "best_trial_samples.png").exists():
-        lines.append("![best trial samples](best_trial_samples.png)")
+        f"at each trial's last epoch. Source: MLflow `{uri}`, sweep run "
+        f"`{sweep_run.info.run_id}`."
+    )
+    title = f"# Sweep report: {experiment} / {sweep}"
+    header = (title, source, metric)
+    lines = _report_lines(header, summary, trials, best, _fanova(trials, mode), out)
     report = write_text_atomic(out / "report.md", "\n".join(lines) + "\n")
     if log_to_sweep:
         tracking.with_retries(client.log_artifacts, sweep_run.info.run_id, str(out), "report")

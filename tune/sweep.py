@@ -227,11 +227,61 @@ def trial_outcomes(uri: str, experiment_id: str, sweep: str) -> dict[str, int]:
     return dict(Counter(r.data.tags.get(tracking.OUTCOME, "running") for r in runs))
 
 
-def run_sweep(settings: SweepSettings) -> SweepResult:
-    """Run (or resume) the sweep; see the module doc."""
+def _check_sweep_path(settings: SweepSettings, storage: str, path: str) -> None:
+    """A new sweep must not exist yet; a resumed one must."""
+    sweep = settings.sweep_name
+    exists = _experiment_exists(path)
+    if exists and not settings.resume:
+        raise FileExistsError(
+            f"sweep {sweep!r} already exists in {redact(storage)}: pass --resume to continue "
+            "it, or choose another --name"
+        )
+    if settings.resume and not exists:
+        raise FileNotFoundError(f"--resume: no sweep {sweep!r} to resume in {redact(storage)}")
+
+
+def _build_tuner(
+    settings: SweepSettings,
+    trainable: Any,
+    space: SearchSpace,
+    callback: Any,
+    storage: str,
+    path: str,
+) -> Any:
+    """Tuner.restore when resuming, else a new Tuner with the searcher and ASHA."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    if settings.resume:
+        return tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+    scheduler = ASHAScheduler(
+        time_attr="epoch",
+        metric=settings.metric,
+        mode=settings.mode,
+        max_t=settings.epochs,
+        grace_period=min(settings.grace_period, settings.epochs),
+        reduction_factor=settings.reduction_factor,
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=_build_searcher(settings, space),
+            scheduler=scheduler,
+            num_samples=settings.trials + len(space.baselines),
+        ),
+        run_config=tune.RunConfig(
+            name=settings.sweep_name,
+            storage_path=storage,
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[callback],
+            verbose=settings.verbose,
+        ),
+    )
+
+
+def run_sweep(settings: SweepSettings) -> SweepResult:
+    """Run (or resume) the sweep; see the module doc."""
     from tune.outcomes import MLflowOutcomes
     from tune.trainable import TrialSettings
 
@@ -243,14 +293,7 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
     storage = storage_root(settings)
     sweep = settings.sweep_name
     path = join_uri(storage, sweep)
-    exists = _experiment_exists(path)
-    if exists and not settings.resume:
-        raise FileExistsError(
-            f"sweep {sweep!r} already exists in {redact(storage)}: pass --resume to continue "
-            "it, or choose another --name"
-        )
-    if settings.resume and not exists:
-        raise FileNotFoundError(f"--resume: no sweep {sweep!r} to resume in {redact(storage)}")
+    _check_sweep_path(settings, storage, path)
     # with a checkpoint every epoch Tune warns about frequent state snapshots; they are cheap here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     started = _init_ray(settings.address)  # first: a wrong address leaves no MLflow run behind
@@ -269,34 +312,9 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
             image_size=dataset.size,
             max_val_slices=settings.max_val_slices,
         )
+        callback = MLflowOutcomes(uri, experiment_id, parent, sweep, settings.epochs)
         trainable = _trainable(settings, trial_settings)
-        if settings.resume:
-            tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
-        else:
-            scheduler = ASHAScheduler(
-                time_attr="epoch",
-                metric=settings.metric,
-                mode=settings.mode,
-                max_t=settings.epochs,
-                grace_period=min(settings.grace_period, settings.epochs),
-                reduction_factor=settings.reduction_factor,
-            )
-            tuner = tune.Tuner(
-                trainable,
-                tune_config=tune.TuneConfig(
-                    search_alg=_build_searcher(settings, space),
-                    scheduler=scheduler,
-                    num_samples=settings.trials + len(space.baselines),
-                ),
-                run_config=tune.RunConfig(
-                    name=sweep,
-                    storage_path=storage,
-                    failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                    callbacks=[MLflowOutcomes(uri, experiment_id, parent, sweep, settings.epochs)],
-                    verbose=settings.verbose,
-                ),
-            )
+        tuner = _build_tuner(settings, trainable, space, callback, storage, path)
         with StopSignals() as stop:
             results = tuner.fit()
     except BaseException:

@@ -20,6 +20,8 @@ CONFIG_KEYS = {
     "lr": "optim.lr",
     "base_channels": "network.base_channels",
     "num_res": "network.num_res",
+    "patch": "train.patch",
+    "ema_decay": "train.ema_decay",
 }
 
 

@@ -153,52 +153,78 @@ def cache_key(sources: list[dict[str, Any]], config: IngestConfig) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def _test_count(text: str, total: int) -> int | None:
+    """--test-subjects as a count (None when it names subject ids)."""
+    try:
+        number = float(text) if text else 0.0
+    except ValueError:
+        return None
+    if number < 0 or (number >= 1 and number != int(number)):
+        raise IngestError(
+            f"--test-subjects must be a count, a fraction in [0, 1) or ids, got {text!r}"
+        )
+    count = int(number) if number >= 1 else round(number * total)
+    if count >= total:
+        raise IngestError(f"--test-subjects {text} leaves no training subject")
+    return count
+
+
+def _draw_stratified(groups: list[list[str]], count: int) -> list[str]:
+    """`count` subjects taken from the front of the groups in proportion to their sizes, each
+    group keeping at least one subject for training where the numbers allow (the groups are
+    shuffled already). The drawn ones are removed from `groups`."""
+    total = sum(len(g) for g in groups)
+    if count <= 0 or total == 0:
+        return []
+    shares = [round(count * len(g) / total) for g in groups]
+    while sum(shares) > count:
+        shares[shares.index(max(shares))] -= 1
+    while sum(shares) < count:
+        spare = [len(g) - k for g, k in zip(groups, shares, strict=True)]
+        shares[spare.index(max(spare))] += 1
+    for i, group in enumerate(groups):  # leave one of each kind behind when another can give
+        if len(group) >= 1 and shares[i] >= len(group):
+            donor = max(range(len(groups)), key=lambda j: len(groups[j]) - shares[j] - (j == i))
+            if donor != i and len(groups[donor]) - shares[donor] > 1:
+                shares[i] -= 1
+                shares[donor] += 1
+    drawn = []
+    for group, share in zip(groups, shares, strict=True):
+        drawn += group[:share]
+        del group[:share]
+    return drawn
+
+
 def assign_splits(
     entries: list[SubjectEntry], val_fraction: float, test_subjects: str, seed: int
 ) -> dict[str, str]:
     """Subject id -> split. Subjects are shuffled (seeded) within the implanted and the clean
-    group and interleaved, so that each split gets both kinds where numbers allow; test first,
-    then validation, the rest train. Never splits a subject."""
+    group; test, then validation, draw from both groups in proportion to their sizes, and train
+    keeps at least one implanted and one clean subject whenever the counts allow (training needs
+    both). Never splits a subject."""
     ids = [e.subject_id for e in entries]
     rng = random.Random(seed)
     groups = [[e.subject_id for e in entries if e.has_metal == flag] for flag in (True, False)]
     for group in groups:
         rng.shuffle(group)
-    interleaved = [s for pair in _zip_longest(*groups) for s in pair if s is not None]
     text = test_subjects.strip()
-    explicit: list[str] | None = None
-    try:
-        number = float(text) if text else 0.0
-    except ValueError:
-        explicit = [t.strip() for t in text.split(",") if t.strip()]
-    if explicit is not None:
-        unknown = [s for s in explicit if s not in ids]
+    count = _test_count(text, len(ids))
+    if count is None:
+        explicit = {t.strip() for t in text.split(",") if t.strip()}
+        unknown = sorted(explicit - set(ids))
         if unknown:
             raise IngestError(f"--test-subjects names unknown subject(s): {', '.join(unknown)}")
-        test = [s for s in interleaved if s in explicit]
+        test = [s for g in groups for s in g if s in explicit]
+        groups = [[s for s in g if s not in explicit] for g in groups]
     else:
-        if number < 0 or (number >= 1 and number != int(number)):
-            raise IngestError(
-                f"--test-subjects must be a count, a fraction in [0, 1) or ids, got {text!r}"
-            )
-        count = int(number) if number >= 1 else round(number * len(ids))
-        if count >= len(ids):
-            raise IngestError(f"--test-subjects {text} leaves no training subject")
-        test = interleaved[:count]
-    remaining = [[s for s in g if s not in test] for g in groups]
-    rest = [s for pair in _zip_longest(*remaining) for s in pair if s is not None]
-    val = rest[: round(val_fraction * len(ids))]
-    if len(val) >= len(rest):
+        test = _draw_stratified(groups, count)
+    val = _draw_stratified(groups, round(val_fraction * len(ids)))
+    if not any(groups):
         raise IngestError(f"--val-fraction {val_fraction} leaves no training subject")
     split = {s: "train" for s in ids}
     split.update({s: "test" for s in test})
     split.update({s: "val" for s in val})
     return split
-
-
-def _zip_longest(*groups: list[str]) -> list[tuple[str | None, ...]]:
-    length = max((len(g) for g in groups), default=0)
-    return [tuple(g[i] if i < len(g) else None for g in groups) for i in range(length)]
 
 
 def _crop_window(body: np.ndarray, size: int) -> tuple[int, int]:
@@ -232,10 +258,9 @@ def _li_corrected(ct: sitk.Image, metal: np.ndarray) -> sitk.Image:
     return image
 
 
-def process_subject(
-    entry: SubjectEntry, split: str, config: IngestConfig, ground_truth: bool, out_dir: str
-) -> dict[str, Any]:
-    """Ingest one subject into `out_dir/<subject>-<part>.parquet`; returns its counts."""
+def _read_checked(entry: SubjectEntry) -> dict[str, sitk.Image]:
+    """The subject's volumes by role, with CT and MRI overlapping and per-CT volumes sized
+    like the CT; IngestError naming the file otherwise."""
     name = f"subject {entry.subject_id}"
     images = {role: read_volume(path, f"{name} {role}") for role, path in entry.files.items()}
     ct, mri = images["ct"], images["mri"]
@@ -251,58 +276,90 @@ def process_subject(
                 f"{name}: {role} {entry.files[role]} has size {images[role].GetSize()}, "
                 f"expected the CT's {ct.GetSize()}"
             )
-    ct_array = sitk.GetArrayViewFromImage(ct)
+    return images
+
+
+def _metal_image(images: dict[str, sitk.Image], threshold_hu: float) -> sitk.Image:
+    """The metal mask on the CT's grid: the given mask, else CT > threshold_hu."""
+    ct = images["ct"]
     if "metal_mask" in images:
-        metal_native = sitk.GetArrayFromImage(images["metal_mask"]) > 0
+        metal = sitk.GetArrayFromImage(images["metal_mask"]) > 0
     else:
-        metal_native = ct_array > config.metal_threshold_hu
-    metal_image = sitk.GetImageFromArray(metal_native.astype(np.uint8))
+        metal = sitk.GetArrayViewFromImage(ct) > threshold_hu
+    metal_image = sitk.GetImageFromArray(metal.astype(np.uint8))
     metal_image.CopyInformation(ct)
+    return metal_image
 
+
+def _resample_all(
+    images: dict[str, sitk.Image],
+    metal: sitk.Image,
+    config: IngestConfig,
+    ground_truth: bool,
+) -> tuple[dict[str, np.ndarray], sitk.Image]:
+    """Every volume registered (CT-side ones through the CT->MRI transform) and resampled onto
+    the MRI's reference grid: (arrays by column name, the grid)."""
+    ct, mri = images["ct"], images["mri"]
     moving = ct
-    if config.register_on_li and metal_native.any() and config.registration.mode != "none":
-        moving = _li_corrected(ct, metal_native)
+    has_metal = bool(sitk.GetArrayViewFromImage(metal).any())
+    if config.register_on_li and has_metal and config.registration.mode != "none":
+        moving = _li_corrected(ct, sitk.GetArrayFromImage(metal) > 0)
     transform = register(mri, moving, config.registration)
-
     grid = reference_grid(mri, config.size, config.spacing_mm)
     low_hu = config.intensity.ct_min
-    ct_r = resample(ct, grid, transform, default=low_hu)
-    mri_r = resample(mri, grid)
-    metal_r = resample(metal_image, grid, transform, nearest=True).astype(np.uint8)
-    labels_r = (
+    arrays = {
+        "ct": resample(ct, grid, transform, default=low_hu),
+        "mri": resample(mri, grid),
+        "metal_mask": resample(metal, grid, transform, nearest=True).astype(np.uint8),
+    }
+    arrays["labels"] = (
         resample(images["labels"], grid, nearest=True).astype(np.uint8)
         if "labels" in images
-        else np.zeros(ct_r.shape, np.uint8)
+        else np.zeros(arrays["ct"].shape, np.uint8)
     )
-    ct_clean_r = mri_clean_r = None
     if ground_truth:
-        ct_clean_r = (
+        arrays["ct_clean"] = (
             resample(images["ct_clean"], grid, transform, default=low_hu)
             if "ct_clean" in images
-            else ct_r
+            else arrays["ct"]
         )
-        mri_clean_r = resample(images["mri_clean"], grid) if "mri_clean" in images else mri_r
+        arrays["mri_clean"] = (
+            resample(images["mri_clean"], grid) if "mri_clean" in images else arrays["mri"]
+        )
+    return arrays, grid
 
-    mri_low, mri_high = mri_range(mri_r, config.intensity.mri_percentiles)
-    top, left = _crop_window(ct_r > BODY_HU, config.size)
-    size = config.size
-    crop = {
-        "ct": _crop(ct_r, top, left, size, low_hu),
-        "mri": _crop(mri_r, top, left, size, mri_low),
-        "metal_mask": _crop(metal_r, top, left, size, 0),
-        "labels": _crop(labels_r, top, left, size, 0),
+
+def _crop_all(
+    arrays: dict[str, np.ndarray], config: IngestConfig, mri_low: float
+) -> tuple[dict[str, np.ndarray], int, int]:
+    """Every array cropped (or padded) to size x size around the body: (crops, top, left)."""
+    top, left = _crop_window(arrays["ct"] > BODY_HU, config.size)
+    fill = {"ct": config.intensity.ct_min, "ct_clean": config.intensity.ct_min}
+    fill.update({"mri": mri_low, "mri_clean": mri_low})
+    crops = {
+        name: _crop(array, top, left, config.size, fill.get(name, 0))
+        for name, array in arrays.items()
     }
-    if ground_truth:
-        crop["ct_clean"] = _crop(ct_clean_r, top, left, size, low_hu)
-        crop["mri_clean"] = _crop(mri_clean_r, top, left, size, mri_low)
-    body_fraction = (crop["ct"] > BODY_HU).mean(axis=(1, 2))
+    return crops, top, left
+
+
+def _slice_columns(
+    entry: SubjectEntry,
+    split: str,
+    crops: dict[str, np.ndarray],
+    config: IngestConfig,
+    mri_window: tuple[float, float],
+    geometry: tuple[tuple[float, ...], tuple[float, ...], int, int],
+) -> dict[str, Any]:
+    """The shard columns of the kept slices (enough body), metal slices first.
+    geometry: (grid spacing, grid origin, crop top, crop left)."""
+    body_fraction = (crops["ct"] > BODY_HU).mean(axis=(1, 2))
     keep = np.flatnonzero(body_fraction >= config.min_body_fraction)
-    kept_metal = crop["metal_mask"][keep].any(axis=(1, 2))
+    kept_metal = crops["metal_mask"][keep].any(axis=(1, 2))
     sort = np.lexsort((keep, ~kept_metal))  # metal slices first: homogeneous row groups
     order, has_metal = keep[sort], kept_metal[sort]
     n = len(order)
-    spacing = grid.GetSpacing()
-    origin = grid.GetOrigin()
+    spacing, origin, top, left = geometry
     columns: dict[str, Any] = {
         "subject_id": [entry.subject_id] * n,
         "slice_index": order.astype(np.int32),
@@ -312,26 +369,34 @@ def process_subject(
         "implant_side": [entry.implant_side] * n,
         "ct_min": np.full(n, config.intensity.ct_min, np.float32),
         "ct_max": np.full(n, config.intensity.ct_max, np.float32),
-        "mri_low": np.full(n, mri_low, np.float32),
-        "mri_high": np.full(n, mri_high, np.float32),
+        "mri_low": np.full(n, mri_window[0], np.float32),
+        "mri_high": np.full(n, mri_window[1], np.float32),
         "spacing_x": np.full(n, spacing[0]),
         "spacing_y": np.full(n, spacing[1]),
         "spacing_z": np.full(n, spacing[2]),
         "origin_x": np.full(n, origin[0] + left * spacing[0]),
         "origin_y": np.full(n, origin[1] + top * spacing[1]),
         "origin_z": origin[2] + order * spacing[2],
-        "metal_mask": crop["metal_mask"][order],
-        "labels": crop["labels"][order],
+        "metal_mask": crops["metal_mask"][order],
+        "labels": crops["labels"][order],
     }
     window = (config.intensity.ct_min, config.intensity.ct_max)
     for role in IMAGE_COLUMNS:
-        if role in crop:
-            volume = crop[role][order]
+        if role in crops:
+            volume = crops[role][order]
             columns[role] = (
                 hu_to_unit(volume, *window)
                 if role.startswith("ct")
-                else mri_to_unit(volume, mri_low, mri_high)
+                else mri_to_unit(volume, *mri_window)
             )
+    return columns
+
+
+def _write_subject_shards(
+    columns: dict[str, Any], subject_id: str, size: int, ground_truth: bool, out_dir: str
+) -> list[str]:
+    """The columns as Parquet shards of at most MAX_SHARD_BYTES; their file names."""
+    n = len(columns["subject_id"])
     table_schema = schema(size, ground_truth)
     bytes_per_slice = size * size * (4 * (4 if ground_truth else 2) + 2)
     per_shard = max(ROW_GROUP_SLICES, MAX_SHARD_BYTES // bytes_per_slice)
@@ -340,16 +405,32 @@ def process_subject(
         table = slices_table(
             {k: v[start : start + per_shard] for k, v in columns.items()}, table_schema
         )
-        shard = f"{entry.subject_id}-{part:03d}.parquet"
+        shard = f"{subject_id}-{part:03d}.parquet"
         write_shard(table, Path(out_dir) / shard)
         shards.append(shard)
+    return shards
+
+
+def process_subject(
+    entry: SubjectEntry, split: str, config: IngestConfig, ground_truth: bool, out_dir: str
+) -> dict[str, Any]:
+    """Ingest one subject into `out_dir/<subject>-<part>.parquet`; returns its counts."""
+    images = _read_checked(entry)
+    metal = _metal_image(images, config.metal_threshold_hu)
+    arrays, grid = _resample_all(images, metal, config, ground_truth)
+    mri_window = mri_range(arrays["mri"], config.intensity.mri_percentiles)
+    crops, top, left = _crop_all(arrays, config, mri_window[0])
+    geometry = (grid.GetSpacing(), grid.GetOrigin(), top, left)
+    columns = _slice_columns(entry, split, crops, config, mri_window, geometry)
+    shards = _write_subject_shards(columns, entry.subject_id, config.size, ground_truth, out_dir)
+    n, metal_slices = len(columns["subject_id"]), int(columns["has_metal"].sum())
     return {
         "subject_id": entry.subject_id,
         "split": split,
         "shards": shards,
-        "metal_slices": int(has_metal.sum()),
-        "clean_slices": int(n - has_metal.sum()),
-        "skipped_slices": int(ct_r.shape[0] - n),
+        "metal_slices": metal_slices,
+        "clean_slices": n - metal_slices,
+        "skipped_slices": int(arrays["ct"].shape[0] - n),
         "has_labels": "labels" in images,
     }
 

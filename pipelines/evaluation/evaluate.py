@@ -244,17 +244,30 @@ def _reference(models: Mapping[str, MADN]) -> str:
     return list(models)[-1] if models else NO_MAR
 
 
-def evaluate(
-    data: str | os.PathLike[str] | SliceDataset,
+Outputs = dict[str, dict[str, dict[str, np.ndarray | None]]]
+
+
+@dataclass
+class _Report:
+    """What the experiments accumulate: Markdown sections, case tables, summaries, files."""
+
+    out: Path
+    reference: str
+    sections: list[str] = field(default_factory=list)
+    cases: dict[str, pd.DataFrame] = field(default_factory=dict)
+    summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def add_table(self, name: str, heading: str, table: str) -> None:
+        self.sections += [heading, table + "\n"]
+        self.files[f"{name}.md"] = write_text_atomic(self.out / f"{name}.md", table + "\n")
+
+
+def _load_models(
     models: Mapping[str, torch.nn.Module | str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    config: EvaluationConfig | None = None,
-    progress: bool = True,
-) -> EvaluationResult:
-    """Run the protocol (module doc) for `models` (label or path -> MADN or checkpoint path)."""
-    config = config or EvaluationConfig()
-    dataset = data if isinstance(data, SliceDataset) else SliceDataset(data)
-    device = resolve_device(config.device)
+    dataset: SliceDataset,
+    device: torch.device,
+) -> dict[str, MADN]:
     loaded = {
         key: (m if isinstance(m, torch.nn.Module) else load_model(m, map_location=device))
         for key, m in models.items()
@@ -265,21 +278,30 @@ def evaluate(
                 f"model {key} works on {model.config.image_size} px slices but "
                 f"{dataset.location} has {dataset.size} px slices"
             )
-    nets = model_labels({str(k): m for k, m in loaded.items()})
-    if config.split not in set(dataset.index["split"].tolist()):
-        raise DatasetError(f"{dataset.location} has no {config.split!r} split")
-    subjects = _load_subjects(dataset, config.split)
+    return model_labels({str(k): m for k, m in loaded.items()})
+
+
+def _test_subjects(dataset: SliceDataset, split: str) -> list[_Subject]:
+    if split not in set(dataset.index["split"].tolist()):
+        raise DatasetError(f"{dataset.location} has no {split!r} split")
+    subjects = _load_subjects(dataset, split)
     if not subjects:
         raise EvaluationError(
-            f"{dataset.location}: the {config.split!r} split has no implanted subject to evaluate"
+            f"{dataset.location}: the {split!r} split has no implanted subject to evaluate"
         )
-    reference = _reference(nets)
-    methods = [NO_MAR, *(BASELINES[b][0] for b in config.baselines), *nets]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    return subjects
 
-    # every method's output per subject: {"ct": (Z, H, W) in [-1, 1] or None, "mri": ...}
-    outputs: dict[str, dict[str, dict[str, np.ndarray | None]]] = {m: {} for m in methods}
+
+def _run_methods(
+    subjects: list[_Subject],
+    nets: Mapping[str, MADN],
+    config: EvaluationConfig,
+    device: torch.device,
+    progress: bool,
+) -> Outputs:
+    """Every method's output per subject: {"ct": (Z, H, W) in [-1, 1] or None, "mri": ...}."""
+    methods = [NO_MAR, *(BASELINES[b][0] for b in config.baselines), *nets]
+    outputs: Outputs = {m: {} for m in methods}
     steps = len(subjects) * (len(config.baselines) + len(nets))
     bar = tqdm(total=steps, desc="correct test subjects", unit="run", disable=not progress)
     for subject in subjects:
@@ -301,106 +323,161 @@ def evaluate(
             outputs[label][subject.name] = result
             bar.update()
     bar.close()
+    return outputs
 
-    summaries: dict[str, pd.DataFrame] = {}
-    cases: dict[str, pd.DataFrame] = {}
-    files: dict[str, Path] = {}
-    sections = [
-        f"# Evaluation on {len(subjects)} implanted {config.split} subject(s) of "
-        f"{dataset.location}\n",
-        f"Reference for the paired two-tailed t-tests: **{reference}**; `*`: p < 0.05.\n",
-    ]
 
-    ct_methods = [m for m in methods if any(o["ct"] is not None for o in outputs[m].values())]
+def _methods_with(outputs: Outputs, modality: str) -> list[str]:
+    return [m for m in outputs if any(o[modality] is not None for o in outputs[m].values())]
+
+
+def _sigma_experiment(report: _Report, outputs: Outputs, subjects: list[_Subject]) -> None:
+    ct_methods = _methods_with(outputs, "ct")
     sigma = _sigma_cases(outputs, subjects)
-    cases["sigma_ct"] = sigma
-    summaries["sigma_ct"] = paired_summary(
-        sigma, "sigma_hu", ["muscle", "side"], "subject", reference, ct_methods
+    report.cases["sigma_ct"] = sigma
+    summary = paired_summary(
+        sigma, "sigma_hu", ["muscle", "side"], "subject", report.reference, ct_methods
     )
-    table = markdown_table(summaries["sigma_ct"], ["muscle", "side"], ct_methods, digits=1)
-    sections.append("## CT: sigma_CT in muscle (HU, mean ± std over subjects; lower is better)\n")
-    sections.append(table + "\n")
-    files["sigma_ct.md"] = write_text_atomic(out / "sigma_ct.md", table + "\n")
-    files["sigma_boxplot"] = sigma_boxplot(sigma, ct_methods, out / "sigma_ct_boxplot.png")
+    report.summaries["sigma_ct"] = summary
+    report.add_table(
+        "sigma_ct",
+        "## CT: sigma_CT in muscle (HU, mean ± std over subjects; lower is better)\n",
+        markdown_table(summary, ["muscle", "side"], ct_methods, digits=1),
+    )
+    report.files["sigma_boxplot"] = sigma_boxplot(
+        sigma, ct_methods, report.out / "sigma_ct_boxplot.png"
+    )
 
-    mri_methods = [m for m in methods if any(o["mri"] is not None for o in outputs[m].values())]
-    if config.dice and len(subjects) >= 2:
-        volumes = {
-            m: [
-                MRIVolume(s.name, outputs[m][s.name]["mri"], s.labels, s.spacing_xyz)
-                for s in subjects
-            ]
-            for m in mri_methods
-        }
-        pairs = propagate_all(volumes, config.registration, config.workers, progress)
-        dice = pd.DataFrame(
-            [
-                {
-                    "method": p.method,
-                    "muscle": muscle.upper(),
-                    "pair": f"{p.source}->{p.target}",
-                    "dice": value,
-                }
-                for p in pairs
-                for muscle, value in p.dice.items()
-            ]
-        )
-        cases["dice"] = dice
-        mri_reference = reference if reference in mri_methods else mri_methods[-1]
-        summaries["dice"] = paired_summary(
-            dice, "dice", ["muscle"], "pair", mri_reference, mri_methods
-        )
-        table = markdown_table(summaries["dice"], ["muscle"], mri_methods, digits=3)
-        sections.append(
-            "## MRI: Dice of propagated muscle labels (mean ± std over registration pairs; "
-            "higher is better)\n"
-        )
-        sections.append(table + "\n")
-        files["dice.md"] = write_text_atomic(out / "dice.md", table + "\n")
-        files["dice_boxplot"] = dice_boxplot(dice, mri_methods, out / "dice_boxplot.png")
-    elif config.dice:
-        sections.append(
+
+def _dice_cases(
+    outputs: Outputs, subjects: list[_Subject], config: EvaluationConfig, progress: bool
+) -> pd.DataFrame:
+    volumes = {
+        m: [MRIVolume(s.name, outputs[m][s.name]["mri"], s.labels, s.spacing_xyz) for s in subjects]
+        for m in _methods_with(outputs, "mri")
+    }
+    pairs = propagate_all(volumes, config.registration, config.workers, progress)
+    return pd.DataFrame(
+        [
+            {
+                "method": p.method,
+                "muscle": muscle.upper(),
+                "pair": f"{p.source}->{p.target}",
+                "dice": value,
+            }
+            for p in pairs
+            for muscle, value in p.dice.items()
+        ]
+    )
+
+
+def _dice_experiment(
+    report: _Report,
+    outputs: Outputs,
+    subjects: list[_Subject],
+    config: EvaluationConfig,
+    progress: bool,
+) -> None:
+    if len(subjects) < 2:
+        report.sections.append(
             "## MRI: Dice\n\nSkipped: label propagation needs two implanted subjects.\n"
         )
+        return
+    mri_methods = _methods_with(outputs, "mri")
+    dice = _dice_cases(outputs, subjects, config, progress)
+    report.cases["dice"] = dice
+    mri_reference = report.reference if report.reference in mri_methods else mri_methods[-1]
+    summary = paired_summary(dice, "dice", ["muscle"], "pair", mri_reference, mri_methods)
+    report.summaries["dice"] = summary
+    report.add_table(
+        "dice",
+        "## MRI: Dice of propagated muscle labels (mean ± std over registration pairs; "
+        "higher is better)\n",
+        markdown_table(summary, ["muscle"], mri_methods, digits=3),
+    )
+    report.files["dice_boxplot"] = dice_boxplot(dice, mri_methods, report.out / "dice_boxplot.png")
 
-    if dataset.has_ground_truth:
-        truth = _ground_truth_cases(outputs, subjects)
-        cases["ground_truth"] = truth
-        summaries["ground_truth"] = paired_summary(
-            truth, "value", ["modality", "metric", "region"], "subject", reference, methods
-        )
-        table = markdown_table(
-            summaries["ground_truth"], ["modality", "metric", "region"], methods, digits=3
-        )
-        sections.append(
-            "## Synthetic ground truth: PSNR (dB) and SSIM on slices with metal "
-            "(overall: all but metal; near: within 30 mm of the implant; higher is better)\n"
-        )
-        sections.append(table + "\n")
-        files["ground_truth.md"] = write_text_atomic(out / "ground_truth.md", table + "\n")
 
-    for name, frame in cases.items():
+def _ground_truth_experiment(report: _Report, outputs: Outputs, subjects: list[_Subject]) -> None:
+    methods = list(outputs)
+    truth = _ground_truth_cases(outputs, subjects)
+    report.cases["ground_truth"] = truth
+    keys = ["modality", "metric", "region"]
+    summary = paired_summary(truth, "value", keys, "subject", report.reference, methods)
+    report.summaries["ground_truth"] = summary
+    report.add_table(
+        "ground_truth",
+        "## Synthetic ground truth: PSNR (dB) and SSIM on slices with metal "
+        "(overall: all but metal; near: within 30 mm of the implant; higher is better)\n",
+        markdown_table(summary, keys, methods, digits=3),
+    )
+
+
+def _write_report(
+    report: _Report,
+    outputs: Outputs,
+    subjects: list[_Subject],
+    split: str,
+    location: str,
+) -> None:
+    """Case and summary CSVs, the comparison grid, report.md and summary.json."""
+    out, files, methods = report.out, report.files, list(outputs)
+    for name, frame in report.cases.items():
         files[f"{name}_cases.csv"] = _write_csv(out / f"{name}_cases.csv", frame)
-        files[f"{name}_summary.csv"] = _write_csv(out / f"{name}_summary.csv", summaries[name])
-
+        files[f"{name}_summary.csv"] = _write_csv(
+            out / f"{name}_summary.csv", report.summaries[name]
+        )
     files["comparison"] = comparison_grid(outputs, subjects, methods, out / "comparison.png")
-    sections.append(
+    report.sections.append(
         "## Figures\n\n![sigma_CT](sigma_ct_boxplot.png)\n\n"
         + ("![Dice](dice_boxplot.png)\n\n" if "dice_boxplot" in files else "")
         + "![comparison](comparison.png)\n"
     )
-    files["report"] = write_text_atomic(out / "report.md", "\n".join(sections))
+    files["report"] = write_text_atomic(out / "report.md", "\n".join(report.sections))
     summary_json = {
-        "reference": reference,
+        "reference": report.reference,
         "methods": methods,
         "subjects": [s.name for s in subjects],
-        "split": config.split,
-        "data": dataset.location,
+        "split": split,
+        "data": location,
         "summaries": {
-            name: json.loads(frame.to_json(orient="records")) for name, frame in summaries.items()
+            name: json.loads(frame.to_json(orient="records"))
+            for name, frame in report.summaries.items()
         },
     }
     files["summary.json"] = write_text_atomic(
         out / "summary.json", json.dumps(summary_json, indent=2)
     )
-    return EvaluationResult(out, reference, methods, summaries, cases, files)
+
+
+def evaluate(
+    data: str | os.PathLike[str] | SliceDataset,
+    models: Mapping[str, torch.nn.Module | str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    config: EvaluationConfig | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Run the protocol (module doc) for `models` (label or path -> MADN or checkpoint path)."""
+    config = config or EvaluationConfig()
+    dataset = data if isinstance(data, SliceDataset) else SliceDataset(data)
+    device = resolve_device(config.device)
+    nets = _load_models(models, dataset, device)
+    subjects = _test_subjects(dataset, config.split)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = _run_methods(subjects, nets, config, device, progress)
+    report = _Report(out, _reference(nets))
+    report.sections = [
+        f"# Evaluation on {len(subjects)} implanted {config.split} subject(s) of "
+        f"{dataset.location}\n",
+        f"Reference for the paired two-tailed t-tests: **{report.reference}**; `*`: p < 0.05.\n",
+    ]
+    _sigma_experiment(report, outputs, subjects)
+    if config.dice:
+        _dice_experiment(report, outputs, subjects, config, progress)
+    if dataset.has_ground_truth:
+        _ground_truth_experiment(report, outputs, subjects)
+    _write_report(report, outputs, subjects, config.split, dataset.location)
+    methods = list(outputs)
+    return EvaluationResult(
+        out, report.reference, methods, report.summaries, report.cases, report.files
+    )

@@ -130,6 +130,17 @@ def check_image_size(config: MADNConfig, dataset: SliceDataset) -> None:
         )
 
 
+def _run_folder(out: Path, resume: bool) -> Path:
+    """Create the run folder; a finished or running run there needs `resume`."""
+    checkpoint = out / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise FileExistsError(
+            f"{checkpoint} exists: pass --resume to continue that run, or choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def train_model(
     data: str | os.PathLike[str] | SliceDataset,
     config: MADNConfig,
@@ -144,13 +155,8 @@ def train_model(
     dataset = data if isinstance(data, SliceDataset) else SliceDataset(data)
     check_image_size(config, dataset)
     config = with_data_spec(config, dataset)
-    out = Path(out_dir)
+    out = _run_folder(Path(out_dir), resume)
     checkpoint = out / CHECKPOINT
-    if checkpoint.exists() and not resume:
-        raise FileExistsError(
-            f"{checkpoint} exists: pass --resume to continue that run, or choose another --out"
-        )
-    out.mkdir(parents=True, exist_ok=True)
     channels = channels_for_variant(config.variant)
     batches = UnpairedBatches(
         dataset,

@@ -35,6 +35,14 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-5, the paper's)")
     parser.add_argument("--base-channels", type=positive_int, help="network width (default 64)")
     parser.add_argument("--num-res", type=positive_int, help="residual blocks (default 4)")
+    parser.add_argument(
+        "--patch",
+        type=int,
+        help="train on random N px crops at the data's native spacing (default: whole slices)",
+    )
+    parser.add_argument(
+        "--ema-decay", type=float, help="EMA of the generator weights for validation (default off)"
+    )
     parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
     parser.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
@@ -64,5 +72,5 @@ def run(args: argparse.Namespace) -> int:
     for key in shown:
         if key in last:
             print(f"  {key}: {last[key]:.3f}")
-    print(f"run folder: {result.out_dir} (last.ckpt, metrics.jsonl, samples.png)")
+    print(f"run folder: {result.out_dir} (best.ckpt, last.ckpt, metrics.jsonl, samples.png)")
     return 0
