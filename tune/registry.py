@@ -167,7 +167,7 @@ def promote(
 ) -> PromotionResult:
     """Register the chosen run's model behind the gate (see module doc). `data`: the dataset
     whose test split decides (default: the one the run trained on)."""
-    uri = tracking.resolve_tracking_uri(tracking_uri, workdir)
+    uri = tracking.connect(tracking_uri, workdir, create=False)
     run = candidate_run(uri, experiment, metric, mode, choice or Choice())
     data = data or run.data.params.get("data") or _parent_param(uri, run, "data")
     if not data:
@@ -374,7 +374,7 @@ def load_registered_model(
     import mlflow
     import mlflow.pytorch
 
-    uri = tracking.resolve_tracking_uri(tracking_uri)
+    uri = tracking.connect(tracking_uri, create=False)
     if source.startswith("runs:/") and source.rstrip("/").endswith("checkpoint"):
         import mlflow.artifacts
 

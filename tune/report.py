@@ -240,7 +240,7 @@ def build_report(
     workdir: str = ".",
 ) -> Path:
     """Write the report (module doc) and return the path of report.md."""
-    uri = tracking.resolve_tracking_uri(tracking_uri, workdir)
+    uri = tracking.connect(tracking_uri, workdir, create=False)
     client = tracking.client(uri)
     experiment_id, sweep_run = tracking.latest_sweep_run(uri, experiment)
     if sweep_run_id:

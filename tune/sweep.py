@@ -75,6 +75,8 @@ class SweepSettings:
     max_failures: int = 1
     max_val_slices: int = 64
     cover_choices: bool = True
+    pending_timeout: float = 300.0
+    autoscaling: bool = False
     workdir: str = "."
     verbose: int = 1
 
@@ -89,6 +91,8 @@ class SweepSettings:
             raise ValueError("epochs, max_concurrent and grace_period must be >= 1")
         if self.gpus_per_trial < 0 or self.cpus_per_trial <= 0:
             raise ValueError("gpus_per_trial must be >= 0 and cpus_per_trial > 0")
+        if self.pending_timeout <= 0:
+            raise ValueError(f"pending_timeout must be > 0 s, got {self.pending_timeout}")
         for what, value in (("experiment", self.experiment), ("name", self.sweep_name)):
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
                 raise ValueError(f"{what} {value!r}: use letters, digits, '.', '_' and '-'")
@@ -244,11 +248,13 @@ def _build_tuner(
     settings: SweepSettings,
     trainable: Any,
     space: SearchSpace,
-    callback: Any,
+    callbacks: list[Any],
+    stopper: Any,
     storage: str,
     path: str,
 ) -> Any:
-    """Tuner.restore when resuming, else a new Tuner with the searcher and ASHA."""
+    """Tuner.restore when resuming, else a new Tuner with the searcher, ASHA, the `callbacks`
+    and the sweep-wide `stopper`."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -274,21 +280,33 @@ def _build_tuner(
             storage_path=storage,
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[callback],
+            callbacks=callbacks,
+            stop=stopper,
             verbose=settings.verbose,
         ),
     )
 
 
+def _preflight_data(settings: SweepSettings, space: SearchSpace) -> tuple[str, SliceDataset]:
+    """(data location, dataset) once every variant the sweep can draw can train on it."""
+    from tune.preflight import check_dataset, drawable_variants
+
+    data = settings.data if is_uri(settings.data) else str(Path(settings.data).resolve())
+    dataset = SliceDataset(data)
+    check_dataset(dataset, {**settings.model, "epochs": settings.epochs}, drawable_variants(space))
+    return data, dataset
+
+
 def run_sweep(settings: SweepSettings) -> SweepResult:
-    """Run (or resume) the sweep; see the module doc."""
+    """Run (or resume) the sweep; see the module doc. Preflight (`tune.preflight`) comes before
+    any trial or MLflow run; a local Ray runtime started here is shut down on every exit."""
+    from tune import preflight
     from tune.outcomes import MLflowOutcomes
     from tune.trainable import TrialSettings
 
     space = SearchSpace.from_config(settings.space, settings.baselines)
-    data = settings.data if is_uri(settings.data) else str(Path(settings.data).resolve())
-    dataset = SliceDataset(data)
-    uri = tracking.resolve_tracking_uri(settings.tracking_uri, settings.workdir)
+    data, dataset = _preflight_data(settings, space)
+    uri = tracking.connect(settings.tracking_uri, settings.workdir)
     experiment_id = tracking.ensure_experiment(uri, settings.experiment)
     storage = storage_root(settings)
     sweep = settings.sweep_name
@@ -296,9 +314,14 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
     _check_sweep_path(settings, storage, path)
     # with a checkpoint every epoch Tune warns about frequent state snapshots; they are cheap here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    preflight.LIVE_STATES.clear()
     started = _init_ray(settings.address)  # first: a wrong address leaves no MLflow run behind
     parent: str | None = None
+    outcome = ("KILLED", "interrupted")
     try:
+        preflight.check_resources(
+            settings.cpus_per_trial, settings.gpus_per_trial, settings.autoscaling
+        )
         parent = tracking.start_sweep_run(uri, experiment_id, sweep, settings.resume)
         if not settings.resume:
             _log_sweep_config(uri, parent, settings, space)
@@ -312,14 +335,25 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
             image_size=dataset.size,
             max_val_slices=settings.max_val_slices,
         )
-        callback = MLflowOutcomes(uri, experiment_id, parent, sweep, settings.epochs)
+        pending = preflight.PendingState(
+            settings.pending_timeout, settings.cpus_per_trial, settings.gpus_per_trial
+        )
+        callbacks = [
+            MLflowOutcomes(uri, experiment_id, parent, sweep, settings.epochs),
+            preflight.PendingCallback(pending),
+        ]
         trainable = _trainable(settings, trial_settings)
-        tuner = _build_tuner(settings, trainable, space, callback, storage, path)
+        stopper = preflight.PendingStopper(pending)
+        tuner = _build_tuner(settings, trainable, space, callbacks, stopper, storage, path)
         with StopSignals() as stop:
             results = tuner.fit()
+        stalled = preflight.stall_message()
+        if stalled:
+            outcome = ("FAILED", "pending_timeout")
+            raise ServiceError(f"sweep {sweep!r} stopped: {stalled}")
     except BaseException:
         if parent is not None:
-            tracking.finish_run(uri, parent, "KILLED", {tracking.OUTCOME: "interrupted"})
+            tracking.finish_run(uri, parent, outcome[0], {tracking.OUTCOME: outcome[1]})
         raise
     finally:
         if started:

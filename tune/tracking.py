@@ -52,6 +52,75 @@ def resolve_tracking_uri(uri: str | None = None, workdir: str | os.PathLike[str]
     return uri
 
 
+def connect(
+    uri: str | None = None, workdir: str | os.PathLike[str] = ".", create: bool = True
+) -> str:
+    """The resolved tracking URI (`resolve_tracking_uri`), ready to use: a tracking server must
+    answer within seconds (else a one-line TrackingError at once, not MLflow's minutes of
+    back-off); an embedded sqlite store is created or upgraded under a file lock beside it, so
+    that several processes may open one new store at the same moment. `create=False` (commands
+    that only read, e.g. promote and report): a missing sqlite file is a TrackingError."""
+    resolved = resolve_tracking_uri(uri, workdir)
+    if resolved.startswith(("http://", "https://")):
+        check_server(resolved)
+    elif resolved.startswith("sqlite:///"):
+        database = Path(resolved[len("sqlite:///") :])
+        if not create and not database.is_file():
+            raise TrackingError(
+                f"no MLflow store at {database}: run `madn sweep` first, or pass --tracking-uri"
+            )
+        prepare_sqlite_store(resolved)
+    return resolved
+
+
+def check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """A one-line TrackingError unless the MLflow server at `uri` answers HTTP within
+    `timeout_s` seconds (any status counts as an answer: an auth proxy may return 401)."""
+    import urllib.error
+    import urllib.request
+
+    from pipelines.data.locations import redact
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise TrackingError(
+            f"MLflow tracking server {redact(uri)} is unreachable ({reason}); start it or fix "
+            "--tracking-uri / MLFLOW_TRACKING_URI"
+        ) from None
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on `<db>.lock` beside an embedded sqlite store for the block (no-op
+    for other stores): MLflow creates its tables and default experiment on first use, and two
+    processes doing that at once fail with "table experiments already exists"."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    database = Path(uri[len("sqlite:///") :])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{database}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def prepare_sqlite_store(uri: str) -> None:
+    """Create (or upgrade) the sqlite store at `uri` under `store_lock`."""
+    with store_lock(uri):
+        tracking = client(uri)
+        with_retries(tracking.search_experiments, max_results=1)
+        with_retries(tracking.search_registered_models, max_results=1)
+
+
 def is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:"))
 
@@ -135,28 +204,39 @@ def client(uri: str) -> Any:
 
 
 def ensure_experiment(uri: str, name: str) -> str:
-    """Create the store (if local) and the experiment `name` if missing; its id. A tracking
-    server that does not answer gives a one-line TrackingError before anything starts."""
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    tracking = client(uri)
+    """Create the store (if local) and the experiment `name` if missing; its id. Safe when
+    several processes do it at once. A tracking server that does not answer gives a one-line
+    TrackingError before anything starts."""
+    if uri.startswith("http"):
+        check_server(uri)
     try:
-        with _quick_http() if uri.startswith("http") else contextlib.nullcontext():
-            experiment = tracking.get_experiment_by_name(name)
-            if experiment is None:
-                return tracking.create_experiment(name, artifact_location=artifact_location(uri))
+        with store_lock(uri):
+            experiment = _get_or_create_experiment(uri, name)
+    except TrackingError:
+        raise
     except Exception as error:
-        if uri.startswith("http"):
-            raise TrackingError(
-                f"MLflow tracking server {uri} is unreachable ({type(error).__name__}); start it "
-                "or pass --tracking-uri"
-            ) from None
         raise TrackingError(f"MLflow store {uri} cannot be used: {error}") from None
     if experiment.lifecycle_stage == "deleted":
         raise TrackingError(
             f"MLflow experiment {name!r} is deleted in {uri}: restore it or choose another name"
         )
-    return experiment.experiment_id
+    return str(experiment.experiment_id)
+
+
+def _get_or_create_experiment(uri: str, name: str) -> Any:
+    """The experiment `name`, created if missing; one created by another process in between
+    (a tracking server has no lock) is taken as found."""
+    tracking = client(uri)
+    with _quick_http() if uri.startswith("http") else contextlib.nullcontext():
+        experiment = with_retries(tracking.get_experiment_by_name, name)
+        if experiment is None:
+            try:
+                tracking.create_experiment(name, artifact_location=artifact_location(uri))
+            except Exception:
+                if with_retries(tracking.get_experiment_by_name, name) is None:
+                    raise
+            experiment = with_retries(tracking.get_experiment_by_name, name)
+    return experiment
 
 
 def find_runs(uri: str, experiment_id: str, tags: Mapping[str, str]) -> list[Any]:

@@ -29,6 +29,17 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-concurrent", type=positive_int, help="default 2")
     parser.add_argument("--gpus-per-trial", type=float, help="e.g. 0.25: 4 trials per GPU")
     parser.add_argument("--cpus-per-trial", type=float, help="default 1")
+    parser.add_argument(
+        "--pending-timeout",
+        type=float,
+        help="seconds a trial may wait for resources while none runs (default 300)",
+    )
+    parser.add_argument(
+        "--autoscaling",
+        action="store_true",
+        default=None,
+        help="the cluster can add nodes: do not refuse trial resources no node has yet",
+    )
     parser.add_argument("--epochs", type=positive_int, help="epochs per trial (ASHA max_t)")
     parser.add_argument("--metric", help="objective (default val/score)")
     parser.add_argument("--mode", choices=("max", "min"), help="default max")
