@@ -290,3 +290,13 @@ def test_splits_keep_an_implanted_and_a_clean_subject_in_train(
     tested = [e for e in entries if split[e.subject_id] == "test"]
     if implanted >= 12:  # proportional: the test split holds implanted subjects to evaluate
         assert sum(e.has_metal for e in tested) >= round(int(test) * implanted / len(entries)) - 1
+
+
+def test_training_warning_names_the_missing_slices() -> None:
+    from pipelines.data.ingest import training_warning
+
+    both = {"train": {"subjects": 3, "metal": 8, "clean": 4}, "test": {"metal": 2, "clean": 0}}
+    assert training_warning(both) is None
+    no_metal = {"train": {"subjects": 2, "metal": 0, "clean": 4}}
+    assert "no slices with metal" in str(training_warning(no_metal))
+    assert "with metal or without metal" in str(training_warning({"test": {"metal": 1}}))

@@ -227,6 +227,21 @@ def assign_splits(
     return split
 
 
+def training_warning(counts: dict[str, dict[str, int]]) -> str | None:
+    """A one-line warning when the train split (`counts` as in dataset.json: split -> subjects,
+    metal, clean slice counts) lacks slices with or without metal, which training needs both
+    of; None when it has both."""
+    train = counts.get("train", {})
+    missing = [kind for kind in ("metal", "clean") if not train.get(kind)]
+    if not missing:
+        return None
+    what = " or ".join("with metal" if k == "metal" else "without metal" for k in missing)
+    return (
+        f"the train split has no slices {what}: this dataset can be evaluated but not trained "
+        "on (add subjects, or lower --test-subjects/--val-fraction)"
+    )
+
+
 def _crop_window(body: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left (y, x) of a size x size window centred on the body's in-plane bounding box."""
     rows, cols = np.flatnonzero(body.any(axis=(0, 2))), np.flatnonzero(body.any(axis=(0, 1)))
@@ -611,4 +626,5 @@ __all__ = [
     "ingest",
     "parse_spacing",
     "process_subject",
+    "training_warning",
 ]

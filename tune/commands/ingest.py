@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from tune.commands.common import positive_int
 
@@ -57,7 +58,7 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.data.ingest import IngestConfig, ingest, parse_spacing
+    from pipelines.data.ingest import IngestConfig, ingest, parse_spacing, training_warning
     from pipelines.data.registration import RegistrationConfig
 
     config = IngestConfig(
@@ -80,5 +81,8 @@ def run(args: argparse.Namespace) -> int:
             f"  {split}: {c['subjects']} subjects, "
             f"{c['metal']} slices with metal, {c['clean']} without"
         )
+    warning = training_warning(counts)
+    if warning:
+        print(f"madn ingest: warning: {warning}", file=sys.stderr)
     print(result.path)
     return 0
