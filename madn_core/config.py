@@ -87,6 +87,9 @@ class NetworkConfig:
         stays ADN's synthesiser. ADN: false.
     content_skips: content-encoder feature maps fused into the clean decoder G_I's last layers
         (U-Net-like skips that carry anatomy past the bottleneck). ADN: 0.
+    correction_band_mm: `MADN.correct` applies the correction within this distance of metal and
+        fades back to the input by twice it (`madn_core.band`); needs `data.spacing_mm`. Training
+        is unchanged. ADN: 0 (the whole image).
     """
 
     base_channels: int = 64
@@ -102,9 +105,11 @@ class NetworkConfig:
     discriminator_norm: str = "instance"
     residual: bool = False
     content_skips: int = 0
+    correction_band_mm: float = 0.0
 
     def __post_init__(self) -> None:
         _positive_int("network.base_channels", self.base_channels)
+        _finite_float("network.correction_band_mm", self.correction_band_mm)
         _positive_int("network.num_down", self.num_down, minimum=0)
         _positive_int("network.num_res", self.num_res, minimum=0)
         _positive_int("network.num_sides", self.num_sides, minimum=0)

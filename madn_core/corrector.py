@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from madn_core.band import restrict_to_band
 from madn_core.config import MADNConfig
 from madn_core.model import MADN
 
@@ -24,14 +25,15 @@ class Corrector(nn.Module):
         self.encoder = model.encoder_corrupt
         self.decoder = model.decoder_clean
 
-    def forward(self, corrupted: torch.Tensor) -> torch.Tensor:
+    def forward(self, corrupted: torch.Tensor, metal: torch.Tensor | None = None) -> torch.Tensor:
+        """As `MADN.correct`, implant band (`network.correction_band_mm`) included."""
         code, features = self.encoder(corrupted)
         net = self.config.network
         decoded = self.decoder(
             code, features if net.content_skips else None, corrupted if net.residual else None
         )
-        return decoded.clamp(-1.0, 1.0)
+        return restrict_to_band(self.config, decoded, corrupted, metal).clamp(-1.0, 1.0)
 
     @torch.no_grad()
-    def correct(self, corrupted: torch.Tensor) -> torch.Tensor:
-        return self.forward(corrupted)
+    def correct(self, corrupted: torch.Tensor, metal: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward(corrupted, metal)

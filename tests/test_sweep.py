@@ -259,3 +259,72 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
         r.data.tags.get(tracking.OUTCOME) in ("finished", "stopped_early") for r in after.values()
     )
     assert client.get_run(result.parent_run_id).info.status == "FINISHED"
+
+
+def _finished_trials(uri: str, experiment_id: str, sweep: str) -> dict[str, object]:
+    return {
+        r.data.tags[tracking.TRIAL_ID]: r
+        for r in tracking.trial_runs(uri, experiment_id, sweep)
+        if r.data.tags.get(tracking.OUTCOME) in ("finished", "stopped_early")
+    }
+
+
+@pytest.mark.slow
+def test_driver_killed_outright_then_resumed(
+    ray_runtime, dataset_path: Path, tmp_path: Path
+) -> None:
+    """SIGKILL to the driver and its local Ray (a lost head), then `--resume`: trials finished
+    before Tune's last snapshot are not re-run, no run is left RUNNING, the parent ends
+    FINISHED."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    flags = ["--trials", "2", "--epochs", "2", "--max-concurrent", "1", "--experiment", "killed"]
+    flags += ["--tracking-uri", uri, "--storage", str(tmp_path / "ray"), "--lr", "5e-4"]
+    flags += ["--base-channels", "8", "--num-res", "1", "--data", str(dataset_path)]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "tune.cli", "sweep", *flags],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    experiment_id = tracking.ensure_experiment(uri, "killed")
+    deadline, first_done = time.monotonic() + 300, None
+    while time.monotonic() < deadline and driver.poll() is None:
+        if first_done is None and _finished_trials(uri, experiment_id, "killed"):
+            first_done = time.monotonic()
+        if first_done is not None and time.monotonic() - first_done > 12:  # > a snapshot period
+            break
+        time.sleep(0.5)
+    assert first_done is not None and driver.poll() is None, "no trial finished in time"
+    done_before = _finished_trials(uri, experiment_id, "killed")
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray runtime it started
+    driver.wait(timeout=60)
+    parent = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "sweep"})[0]
+    assert parent.info.status == "RUNNING"  # nobody could close it
+
+    settings = _settings(
+        dataset_path,
+        tmp_path,
+        trials=2,
+        epochs=2,
+        max_concurrent=1,
+        experiment="killed",
+        tracking_uri=uri,
+        storage=str(tmp_path / "ray"),
+        resume=True,
+    )
+    result = run_sweep(settings)
+    runs = tracking.trial_runs(uri, experiment_id, "killed")
+    assert not [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    assert len({r.data.tags[tracking.TRIAL_ID] for r in runs}) == len(runs)
+    client = MlflowClient(uri)
+    after = {r.data.tags[tracking.TRIAL_ID]: r for r in runs}
+    rerun = 0
+    for trial_id, run in done_before.items():
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "epoch")]
+        rerun += steps != sorted(set(steps))
+        assert after[trial_id].info.run_id == run.info.run_id
+    print(f"trials re-run after SIGKILL: {rerun} of {len(done_before)} finished before the kill")
+    assert rerun == 0
+    assert client.get_run(result.parent_run_id).info.status == "FINISHED"
+    assert result.parent_run_id == parent.info.run_id

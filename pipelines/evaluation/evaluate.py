@@ -316,7 +316,9 @@ def _run_methods(
         for label, net in nets.items():
             channels = channels_for_variant(net.config.variant)
             inputs = np.stack([getattr(subject, c) for c in channels], axis=1)
-            corrected = correct_batches(net.to(device), inputs, config.batch_size, device)
+            corrected = correct_batches(
+                net.to(device), inputs, config.batch_size, device, metal=subject.metal
+            )
             result: dict[str, np.ndarray | None] = {"ct": None, "mri": None}
             for c, name in enumerate(channels):
                 result[name] = corrected[:, c]

@@ -125,18 +125,30 @@ def _to_units(
     return units, params
 
 
-def metal_slices(images: dict[str, sitk.Image], grid: sitk.Image) -> np.ndarray:
-    """(Z,) bool on `grid`: slices whose CT has a voxel above METAL_HU (all True without CT)."""
+def metal_voxels(images: dict[str, sitk.Image], grid: sitk.Image) -> np.ndarray | None:
+    """(Z, H, W) bool on `grid`: CT voxels above METAL_HU; None without a CT."""
     if "ct" not in images:
-        return np.ones(grid.GetSize()[2], bool)
-    ct = resample(images["ct"], grid, default=-1000.0)
-    return (ct > METAL_HU).reshape(len(ct), -1).any(axis=1)
+        return None
+    return resample(images["ct"], grid, default=-1000.0) > METAL_HU
+
+
+def metal_slices(metal: np.ndarray | None, slices: int) -> np.ndarray:
+    """(Z,) bool: slices of `metal` (Z, H, W) with any metal voxel (all True without a CT)."""
+    if metal is None:
+        return np.ones(slices, bool)
+    return metal.reshape(len(metal), -1).any(axis=1)
 
 
 def _run_network(
-    net: Any, stacked: np.ndarray, selected: np.ndarray, batch_size: int, progress: bool
+    net: Any,
+    stacked: np.ndarray,
+    selected: np.ndarray,
+    batch_size: int,
+    progress: bool,
+    metal: np.ndarray | None,
 ) -> np.ndarray:
-    """(Z, C, H, W) in [-1, 1] -> the same with the `selected` slices corrected."""
+    """(Z, C, H, W) in [-1, 1] -> the same with the `selected` slices corrected; `metal`:
+    (Z, H, W) bool masks for the model's implant band, or None."""
     corrected = stacked.copy()
     indices = np.flatnonzero(selected)
     device = next(net.parameters()).device
@@ -145,7 +157,8 @@ def _run_network(
         for start in range(0, len(indices), batch_size):
             chosen = indices[start : start + batch_size]
             batch = torch.from_numpy(np.ascontiguousarray(stacked[chosen])).to(device)
-            corrected[chosen] = net.correct(batch).float().clamp(-1, 1).cpu().numpy()
+            mask = None if metal is None else torch.from_numpy(metal[chosen])[:, None].to(device)
+            corrected[chosen] = net.correct(batch, mask).float().clamp(-1, 1).cpu().numpy()
             bar.update(len(chosen))
     bar.close()
     return corrected
@@ -175,8 +188,11 @@ def correct_volume(
     shape = grid.GetSize()[::-1]
     padded = {name: _pad(unit, 2**config.network.num_down, -1.0) for name, unit in units.items()}
     stacked = np.stack([padded[c][0] for c in channels], axis=1)
-    selected = np.ones(len(stacked), bool) if all_slices else metal_slices(images, grid)
-    corrected = _run_network(net, stacked, selected, batch_size, progress)
+    metal = metal_voxels(images, grid)
+    selected = np.ones(len(stacked), bool) if all_slices else metal_slices(metal, len(stacked))
+    if metal is not None:
+        metal = _pad(metal.astype(np.float32), 2**config.network.num_down, 0.0)[0] > 0.5
+    corrected = _run_network(net, stacked, selected, batch_size, progress, metal)
     top, left = padded[channels[0]][1]
     keep = None if all_slices else _metal_free_rows(images)
     outputs: dict[str, Path] = {}

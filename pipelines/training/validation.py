@@ -39,9 +39,15 @@ SIM_SIGMA_MM = 7.5
 
 
 def correct_batches(
-    model: MADN, images: np.ndarray, batch_size: int = 16, device: torch.device | None = None
+    model: MADN,
+    images: np.ndarray,
+    batch_size: int = 16,
+    device: torch.device | None = None,
+    metal: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Apply `model.correct` to (N, C, H, W) images in [-1, 1] in batches; float32 numpy out."""
+    """Apply `model.correct` to (N, C, H, W) images in [-1, 1] in batches; float32 numpy out.
+    `metal`: (N, H, W) bool metal masks for the implant band (`network.correction_band_mm`);
+    without them the model finds metal in its CT channel."""
     device = device or next(model.parameters()).device
     out = np.empty(images.shape, np.float32)
     was_training = model.training
@@ -49,7 +55,11 @@ def correct_batches(
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
-            corrected = model.correct(batch.to(device)).float().clamp(-1, 1)
+            mask = None
+            if metal is not None:
+                mask = torch.from_numpy(np.ascontiguousarray(metal[start : start + batch_size]))
+                mask = mask.bool()[:, None].to(device)
+            corrected = model.correct(batch.to(device), mask).float().clamp(-1, 1)
             out[start : start + batch_size] = corrected.cpu().numpy()
     model.train(was_training)
     return out
@@ -111,7 +121,8 @@ class Validator:
         self.data = data
         self.inputs = np.stack([data[c] for c in self.channels], axis=1)
         self.window = (float(data["ct_min"][0]), float(data["ct_max"][0]))
-        self.band = near_implant_band(data["metal_mask"] > 0, data["spacing_x"], NEAR_MM)
+        self.metal = data["metal_mask"] > 0
+        self.band = near_implant_band(self.metal, data["spacing_x"], NEAR_MM)
         self.sim_sigma = max(1.0, SIM_SIGMA_MM / float(np.median(data["spacing_x"])))
         self.baseline = self._metrics({"ct": data["ct"], "mri": data["mri"]})
 
@@ -141,7 +152,7 @@ class Validator:
         return metrics
 
     def __call__(self, model: MADN, epoch: int) -> dict[str, float]:
-        corrected = correct_batches(model, self.inputs, self.batch_size)
+        corrected = correct_batches(model, self.inputs, self.batch_size, metal=self.metal)
         output = {"ct": self.data["ct"], "mri": self.data["mri"]}
         for c, name in enumerate(self.channels):
             output[name] = corrected[:, c]
@@ -161,7 +172,9 @@ class Validator:
         """Columns for `save_image_grid`: input, corrected, ground truth; CT then MRI rows."""
         order = np.argsort(-self.data["metal_mask"].reshape(len(self.inputs), -1).sum(axis=1))
         pick = order[:count]
-        corrected = correct_batches(model, self.inputs[pick], self.batch_size)
+        corrected = correct_batches(
+            model, self.inputs[pick], self.batch_size, metal=self.metal[pick]
+        )
         columns: dict[str, list[np.ndarray]] = {"input": [], "corrected": []}
         if self.ground_truth:
             columns["ground truth"] = []
