@@ -373,6 +373,8 @@ def _finish(
     path: str,
     interrupted: bool,
 ) -> SweepResult:
+    if not interrupted:
+        close_stale_trial_runs(uri, experiment_id, settings.sweep_name, results, settings.epochs)
     outcomes = trial_outcomes(uri, experiment_id, settings.sweep_name)
     best_trial_id = best_run_id = None
     best_config: dict[str, Any] = {}
@@ -418,6 +420,37 @@ def _finish(
         outcomes=outcomes,
         interrupted=interrupted,
     )
+
+
+def close_stale_trial_runs(
+    uri: str, experiment_id: str, sweep: str, results: Any, epochs: int
+) -> list[str]:
+    """Close trial runs still RUNNING once the sweep has ended: a driver killed outright (SIGKILL,
+    lost head) cannot close them, and a resumed sweep may not run those trials again. A run
+    whose trial Tune reports gets that trial's outcome (finished, stopped_early or error); one
+    Tune does not know (started after its last snapshot) is KILLED with `madn.outcome=lost`.
+    Returns the closed run ids."""
+    final = {}
+    for result in results:
+        trial_id = (result.metrics or {}).get("trial_id")
+        if trial_id:
+            final[str(trial_id)] = result
+    closed = []
+    for run in tracking.trial_runs(uri, experiment_id, sweep):
+        if run.info.status != "RUNNING":
+            continue
+        result = final.get(run.data.tags.get(tracking.TRIAL_ID, ""))
+        if result is None:
+            status, tags = "KILLED", {tracking.OUTCOME: "lost"}
+        elif result.error is not None:
+            status, tags = "FAILED", {tracking.OUTCOME: "error"}
+        else:
+            done = int((result.metrics or {}).get("epoch", 0))
+            status = "FINISHED" if done >= epochs else "KILLED"
+            tags = {tracking.OUTCOME: "finished" if done >= epochs else "stopped_early"}
+        tracking.finish_run(uri, run.info.run_id, status, tags)
+        closed.append(run.info.run_id)
+    return closed
 
 
 def _drop_stale_counts(uri: str, parent: str, counts: dict[str, str]) -> None:

@@ -25,9 +25,58 @@ CONFIG_KEYS = {
 }
 
 
+# named starting points under `model:` and the flags (docs/model.md has the measurements):
+# "quality": the recipe `make quality` measured (ADN without generator norms, 64 px patches,
+# EMA, a 30 mm implant band, lr 2e-4, width 16, 2 residual blocks); "paper": ADN/MADN as
+# published (madn_core's defaults: lr 1e-5, width 64, norms, whole image).
+RECIPES: dict[str, dict[str, Any]] = {
+    "quality": {
+        "network": {
+            "base_channels": 16,
+            "discriminator_channels": 16,
+            "num_res": 2,
+            "encoder_norm": "none",
+            "decoder_norm": "none",
+            "up_norm": "none",
+            "correction_band_mm": 30.0,
+        },
+        "optim": {"lr": 2e-4},
+        "train": {"ema_decay": 0.999, "patch": 64},
+    },
+    "paper": {},
+}
+RECIPE_STEPS = 1000  # generator steps `madn train` runs by default with the quality recipe
+
+
+def recipe_model(name: str, image_size: int) -> dict[str, Any]:
+    """The `model:` mapping of recipe `name` for slices of `image_size` px (a patch only when
+    it is smaller than the slice)."""
+    if name not in RECIPES:
+        raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {name!r}")
+    model = {section: dict(values) for section, values in RECIPES[name].items()}
+    train = model.get("train", {})
+    if train.get("patch", 0) >= image_size:
+        train["patch"] = 0
+    return model
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
 def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
-    """A MADNConfig from settings keyed like the flags (`model:` takes any other field)."""
-    base = dict(settings.get("model") or {})
+    """A MADNConfig from settings keyed like the flags (`model:` takes any other field;
+    `recipe:` a named starting point under both, default "paper")."""
+    base = _merge(
+        recipe_model(settings.get("recipe", "paper"), image_size),
+        dict(settings.get("model") or {}),
+    )
     base.setdefault("variant", settings.get("variant", "madn"))
     base["image_size"] = image_size
     base.setdefault("train", {}).setdefault("epochs", 1)

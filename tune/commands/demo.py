@@ -108,7 +108,13 @@ def _sweep(args: argparse.Namespace, data: str, name: str, out: Path) -> Any:
             max_concurrent=2,
             grace_period=min(3, args.epochs),
             seed=args.seed,
-            model={"base_channels": 8, "num_res": 1, "batch_size": 4, "lr": 5e-4},
+            model={
+                "recipe": "quality",
+                "base_channels": 8,
+                "num_res": 1,
+                "batch_size": 4,
+                "lr": 5e-4,
+            },
             workdir=str(out),
             verbose=1,
         )

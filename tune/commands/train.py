@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from tune.commands.common import positive_int, settings_from_file_and_flags
-from tune.train_settings import CONFIG_KEYS, build_config
+from tune.train_settings import CONFIG_KEYS, RECIPE_STEPS, build_config
 
-FILE_ONLY_KEYS = {"data", "variant", "out", "resume", "model"}
+FILE_ONLY_KEYS = {"data", "variant", "out", "resume", "model", "recipe"}
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -27,14 +27,22 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--variant", choices=("adn-ct", "adn-mr", "multichannel", "madn"), help="default: madn"
     )
+    parser.add_argument(
+        "--recipe",
+        choices=("quality", "paper"),
+        help="starting settings: quality (default; the measured recipe of docs/model.md, "
+        f"about {RECIPE_STEPS} steps) or paper (ADN/MADN as published); flags override it",
+    )
     parser.add_argument("--similarity", choices=("lncc", "cc", "nmi"), help="madn only")
     parser.add_argument("--lambda-sim", type=float, help="similarity loss weight (default 1)")
     parser.add_argument("--sigma", type=float, help="LNCC Gaussian std in pixels (default 5)")
-    parser.add_argument("--epochs", type=positive_int, help="default 1")
+    parser.add_argument(
+        "--epochs", type=positive_int, help=f"default: {RECIPE_STEPS} steps (quality), 1 (paper)"
+    )
     parser.add_argument("--batch-size", type=positive_int, help="default 4")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (default 1e-5, the paper's)")
-    parser.add_argument("--base-channels", type=positive_int, help="network width (default 64)")
-    parser.add_argument("--num-res", type=positive_int, help="residual blocks (default 4)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (quality 2e-4, paper 1e-5)")
+    parser.add_argument("--base-channels", type=positive_int, help="width (quality 16, paper 64)")
+    parser.add_argument("--num-res", type=positive_int, help="residual blocks (quality 2, paper 4)")
     parser.add_argument(
         "--patch",
         type=int,
@@ -58,13 +66,24 @@ def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     return settings_from_file_and_flags(args, keys, keys)
 
 
+def default_epochs(dataset: Any, batch_size: int) -> int:
+    """Epochs that make about RECIPE_STEPS generator steps on the dataset's train split."""
+    per_epoch = max(1, len(dataset.select(split="train", has_metal=True)) // batch_size)
+    return max(1, -(-RECIPE_STEPS // per_epoch))
+
+
 def run(args: argparse.Namespace) -> int:
     from pipelines.data.dataset import SliceDataset
     from pipelines.training.train import train_model
 
     settings = resolve_settings(args)
+    settings.setdefault("recipe", "quality")
     dataset = SliceDataset(settings["data"])
     config = build_config(settings, dataset.size)
+    if settings["recipe"] == "quality" and "epochs" not in settings:
+        settings["epochs"] = default_epochs(dataset, config.train.batch_size)
+        config = build_config(settings, dataset.size)
+        print(f"recipe quality: {settings['epochs']} epochs (about {RECIPE_STEPS} steps)")
     out = settings.get("out") or f"runs/{config.variant}"
     result = train_model(dataset, config, out, resume=bool(settings.get("resume")))
     last = result.history[-1] if result.history else {}
