@@ -15,6 +15,7 @@ import torch
 
 from madn_core.config import ConfigError, MADNConfig
 from madn_core.model import MADN
+from madn_core.umask import apply_umask
 
 CHECKPOINT_FORMAT = 1
 
@@ -30,6 +31,7 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        apply_umask(temp_name)
         with os.fdopen(handle, "wb") as stream:
             torch.save({"format": CHECKPOINT_FORMAT, **payload}, stream)
         os.replace(temp_name, path)

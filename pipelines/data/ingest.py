@@ -31,6 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
+from madn_core.umask import apply_umask
 from pipelines.data.intensity import IntensityConfig, hu_to_unit, mri_range, mri_to_unit
 from pipelines.data.manifest import SubjectEntry, read_manifest
 from pipelines.data.registration import MODES, RegistrationConfig, register
@@ -488,6 +489,7 @@ def ingest(
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
+        apply_umask(staging)  # mkdtemp makes 0700; the folder is renamed into place
     except OSError as error:
         raise IngestError(f"cannot write to cache {root}: {error.strerror}") from None
     started = time.perf_counter()

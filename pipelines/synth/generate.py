@@ -24,6 +24,7 @@ import SimpleITK as sitk
 import torch
 from tqdm.auto import tqdm
 
+from madn_core.umask import apply_umask
 from pipelines.io.atomic import atomic_path
 from pipelines.synth.ct import PolychromaticScanner, ScanProtocol, material_maps
 from pipelines.synth.mri import MRIProtocol, rician, smooth_bias, susceptibility_artefact
@@ -151,6 +152,7 @@ def _write_subject(config: SynthConfig, index: int, has_metal: bool, out: str) -
     subject = simulate_subject(config, index, has_metal)
     final = Path(out) / subject.subject_id
     staging = Path(tempfile.mkdtemp(prefix=f".{subject.subject_id}.", dir=out))
+    apply_umask(staging)  # mkdtemp makes 0700; the folder is renamed into place
     try:
         for name, volume in subject.volumes.items():
             write_nifti(volume, staging / f"{name}.nii.gz", config.voxel_mm)
