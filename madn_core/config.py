@@ -24,7 +24,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class VariantSpec:
-    """What a model variant is made of (DESIGN.md, "Model variants").
+    """What a model variant is made of (docs/model.md).
 
     channels: image channels in order, e.g. ("ct", "mri").
     uses_similarity: whether the multimodal similarity loss L_sim is part of the objective.

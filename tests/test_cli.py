@@ -86,3 +86,18 @@ def test_synth_writes_manifest_and_figure(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "manifest.csv").read_text().count("\n") == 3
     assert (tmp_path / "grid.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize(("value", "traceback"), [("0", False), ("", False), ("1", True)])
+def test_traceback_only_when_asked(value: str, traceback: bool) -> None:
+    import os
+
+    result = subprocess.run(
+        [*MADN, "synth", "--out", "/tmp/x", "--subjects", "-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MADN_TRACEBACK": value},
+    )
+    assert result.returncode == 2
+    assert ("Traceback" in result.stderr) == traceback

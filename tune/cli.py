@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(command: str, message: str, code: int) -> int:
     """Print `madn <command>: <message>` (and the traceback with MADN_TRACEBACK=1); `code`."""
-    if os.environ.get("MADN_TRACEBACK"):
+    if os.environ.get("MADN_TRACEBACK", "").strip().lower() in ("1", "true", "yes", "on"):
         traceback.print_exc()
     print(f"madn {command}: {message}", file=sys.stderr)
     return code

@@ -1,4 +1,4 @@
-"""MLflow tracking for sweeps: where the store is, retries, and the run layout of DESIGN.md.
+"""MLflow tracking for sweeps: where the store is, retries, and the run layout of docs/sweep.md.
 
 Layout: one experiment per sweep name; a parent run per sweep (tag `madn.role=sweep`,
 `madn.sweep=<name>`) and one nested run per Ray Tune trial (tag `madn.role=trial`,

@@ -1,4 +1,4 @@
-"""Intensity mapping between scanner units and the networks' [-1, 1] range (DESIGN.md).
+"""Intensity mapping between scanner units and the networks' [-1, 1] range (docs/data.md).
 
 CT: HU clipped to [ct_min, ct_max] (default [-1000, 2000]) and scaled linearly to [-1, 1].
 MRI: scaled per volume so that its robust percentiles (default 0.5th and 99.5th) map to -1 and

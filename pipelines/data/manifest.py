@@ -3,7 +3,7 @@
 Required columns: `subject_id`, `has_metal` (true/false, 1/0, yes/no), `ct`, `mri` (paths to a
 NIfTI file or a DICOM series folder, relative to the manifest's folder or absolute). Optional:
 `implant_side` (left/right, empty when none), `labels` (muscle labels on the MRI's grid, see
-DESIGN.md), `metal_mask` (on the CT's grid; when absent metal is segmented by an HU threshold),
+docs/data.md), `metal_mask` (on the CT's grid; when absent metal is segmented by an HU threshold),
 `ct_clean` (CT ground truth without artefacts, CT grid) and `mri_clean` (MRI grid).
 """
 

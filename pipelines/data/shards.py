@@ -1,4 +1,4 @@
-"""The Parquet slice-shard format (DESIGN.md): one row per axial slice.
+"""The Parquet slice-shard format (docs/data.md): one row per axial slice.
 
 Images are stored one per row as a FIXED_LEN_BYTE_ARRAY of H*W little-endian values (float32
 for images, uint8 for masks), with `madn.dtype` and `madn.shape` in the field metadata. A row

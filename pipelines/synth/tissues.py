@@ -2,7 +2,7 @@
 
 CT: each tissue is a mix of three basis materials given as partial densities (g/cm^3) of water,
 cortical bone (ICRU-44, 1.92 g/cm^3) and one metal (titanium alloy or CoCrMo, modelled as iron),
-chosen so that the 70 keV attenuation gives the usual HU (physics.md). T1: relative
+chosen so that the 70 keV attenuation gives the usual HU (docs/synthesis.md). T1: relative
 intensities of a T1-weighted image (fat brightest). chi: volume susceptibility in ppm (SI),
 Schenck, Med Phys 1996, for water, fat, bone and air; titanium and CoCrMo as reported there and
 in the implant literature.
@@ -39,5 +39,5 @@ TISSUES: tuple[Tissue, ...] = (
 
 METALS = (TITANIUM, COCR)
 
-# Muscle labels (DESIGN.md): 0 background/other, then the four muscles of the paper.
+# Muscle labels (docs/data.md): 0 background/other, then the four muscles of the paper.
 LABELS = {"GMAX": 1, "GMED": 2, "GMIN": 3, "TFL": 4}
