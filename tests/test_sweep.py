@@ -55,6 +55,8 @@ def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
         history = MlflowClient(result.tracking_uri).get_metric_history(run.info.run_id, "epoch")
         assert [m.step for m in history] == list(range(1, len(history) + 1))
         assert run.info.status in ("FINISHED", "KILLED")
+        name, variant = run.data.tags[tracking.RUN_NAME], run.data.params["variant"]
+        assert name.startswith(variant) and name.endswith(f"[{run.data.tags[tracking.TRIAL_ID]}]")
         artifacts = {
             a.path for a in MlflowClient(result.tracking_uri).list_artifacts(run.info.run_id)
         }

@@ -45,7 +45,7 @@ class MLflowOutcomes(Callback):
             self.parent_run_id,
             self.sweep,
             trial.trial_id,
-            str(trial),
+            tracking.trial_run_name(trial_params(dict(trial.config)), trial.trial_id),
             trial_params(dict(trial.config)),
         )
 

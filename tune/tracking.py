@@ -285,6 +285,19 @@ def start_sweep_run(uri: str, experiment_id: str, sweep: str, resume: bool) -> s
     return run.info.run_id
 
 
+def trial_run_name(params: Mapping[str, Any], trial_id: str) -> str:
+    """A run name that says what the trial is, e.g. "madn lncc lambda_sim=0.443 sigma=6.15
+    [6aedda8f]" or "multichannel [2e73c289]" (MLflow's table shows it first)."""
+    parts = [str(params.get("variant", "madn"))]
+    if "similarity" in params:
+        parts.append(str(params["similarity"]))
+    for key in ("lambda_sim", "sigma", "lr", "base_channels", "num_res", "batch_size"):
+        if key in params:
+            value = params[key]
+            parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts) + f" [{trial_id}]"
+
+
 def trial_run(
     uri: str,
     experiment_id: str,

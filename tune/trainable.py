@@ -109,7 +109,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     from ray import tune
 
     context = tune.get_context()
-    trial_id, trial_name = context.get_trial_id(), context.get_trial_name()
+    trial_id = context.get_trial_id()
     params = trial_params(config)
     gpu = bool(ray.get_gpu_ids())
     model_settings = {**settings.model, **params, "device": "cuda" if gpu else "cpu"}
@@ -121,7 +121,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         settings.parent_run_id,
         settings.sweep,
         trial_id,
-        trial_name,
+        tracking.trial_run_name(params, trial_id),
         {**{k: v for k, v in settings.model.items() if k != "model"}, **params},
     )
     node, node_id = _node()
