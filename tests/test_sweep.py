@@ -54,7 +54,7 @@ def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
         assert run.data.params["epochs"] == "3"
         history = MlflowClient(result.tracking_uri).get_metric_history(run.info.run_id, "epoch")
         assert [m.step for m in history] == list(range(1, len(history) + 1))
-        assert run.info.status in ("FINISHED", "KILLED")
+        assert run.info.status == "FINISHED"  # early stops too: nothing failed
         name, variant = run.data.tags[tracking.RUN_NAME], run.data.params["variant"]
         assert name.startswith(variant) and name.endswith(f"[{run.data.tags[tracking.TRIAL_ID]}]")
         artifacts = {
@@ -71,7 +71,7 @@ def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
     outcomes = [r.data.tags[tracking.OUTCOME] for r in runs]
     assert "stopped_early" in outcomes, outcomes  # ASHA stopped at least one trial
     stopped = [r for r in runs if r.data.tags[tracking.OUTCOME] == "stopped_early"]
-    assert all(r.info.status == "KILLED" and r.data.metrics["epoch"] < 3 for r in stopped)
+    assert all(r.info.status == "FINISHED" and r.data.metrics["epoch"] < 3 for r in stopped)
     parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.tags["madn.best_run_id"] == result.best_run_id

@@ -3,7 +3,8 @@
 A trial interrupted by ASHA, or one that raised, cannot close its own run (its process is
 stopped, or the error escapes), so the driver does it when Tune reports the outcome:
 - finished all epochs: FINISHED, `madn.outcome=finished`;
-- stopped by the scheduler before the last epoch: KILLED, `madn.outcome=stopped_early`;
+- stopped by the scheduler before the last epoch: FINISHED (nothing failed: ASHA decided it had
+  seen enough), `madn.outcome=stopped_early`;
 - errored after its retries: FAILED, `madn.outcome=error` and `madn.error` (the first line).
 The trial's last persisted checkpoint (best.ckpt, last.ckpt and config.json) is logged to its run as
 `checkpoint/`, so stopped and finished trials alike carry their final model.
@@ -70,7 +71,7 @@ class MLflowOutcomes(Callback):
         outcome = "finished" if epoch >= self.epochs else "stopped_early"
         run_id = self._run_id(trial)
         self._log_checkpoint(trial, run_id)
-        status = "FINISHED" if outcome == "finished" else "KILLED"
+        status = "FINISHED"  # an early stop is a scheduling decision, not a failure
         tracking.finish_run(
             self.uri, run_id, status, {tracking.OUTCOME: outcome, "madn.epochs_done": str(epoch)}
         )

@@ -446,7 +446,7 @@ def close_stale_trial_runs(
             status, tags = "FAILED", {tracking.OUTCOME: "error"}
         else:
             done = int((result.metrics or {}).get("epoch", 0))
-            status = "FINISHED" if done >= epochs else "KILLED"
+            status = "FINISHED"
             tags = {tracking.OUTCOME: "finished" if done >= epochs else "stopped_early"}
         tracking.finish_run(uri, run.info.run_id, status, tags)
         closed.append(run.info.run_id)
