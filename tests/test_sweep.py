@@ -74,6 +74,8 @@ def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
     assert all(r.info.status == "FINISHED" and r.data.metrics["epoch"] < 3 for r in stopped)
     parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
+    assert len(parent.data.tags["madn.dataset_key"]) == 16
+    assert len(parent.data.tags.get("mlflow.source.git.commit", "0" * 40)) == 40
     assert parent.data.tags["madn.best_run_id"] == result.best_run_id
     assert result.best_value is not None
 
@@ -101,6 +103,10 @@ def test_promote_report_and_correct_with_registry_uri(
     assert client.get_model_version_by_alias("hip-mar", "challenger").version == champion.version
     assert champion.tags["decision"] == "champion" and champion.tags["test_metric"] == "test/score"
     assert champion.tags["source_run_id"] == result.best_run_id
+    assert "dB over No MAR" in champion.description and "Gate: champion" in champion.description
+    assert "below 0 worse" in client.get_registered_model("hip-mar").description
+    experiment = client.get_experiment(result.experiment_id)
+    assert "over No MAR" in experiment.tags["mlflow.note.content"]
     # promoting the same sweep again: same score, so the champion does not move (exit 3)
     assert main(["promote", *common, "--model-name", "hip-mar", "--min-gain", "-1000"]) == 3
     second = client.get_model_version_by_alias("hip-mar", "challenger")

@@ -320,9 +320,45 @@ def _record_decision(
     }
     for key, value in tags.items():
         tracking.with_retries(client.set_model_version_tag, model_name, version, key, value)
+    _describe(client, model_name, version, evidence, promoted, reason)
     aliases = ["challenger", "champion"] if promoted else ["challenger"]
     for alias in aliases:
         tracking.with_retries(client.set_registered_model_alias, model_name, alias, version)
+
+
+MODEL_DESCRIPTION = (
+    "madn metal artefact reduction models (CT and/or registered MRI). Each version's test score "
+    "is the mean PSNR gain in dB over No MAR (the uncorrected input) on the test split of its "
+    "dataset: 0 dB means no better than not correcting, below 0 worse. Alias `champion`: the "
+    "version the promotion gate crowned (it beat No MAR and the previous champion); "
+    "`challenger`: the latest version considered. Tags hold the per-subject evidence."
+)
+
+
+def _describe(
+    client: Any,
+    model_name: str,
+    version: str,
+    evidence: TestEvidence,
+    promoted: bool,
+    reason: str,
+) -> None:
+    """Descriptions the MLflow UI shows: what the registered model is, and per version its
+    variant, its gain over No MAR and the gate's decision."""
+    registered = tracking.with_retries(client.get_registered_model, model_name)
+    if not registered.description:
+        tracking.with_retries(
+            client.update_registered_model, model_name, description=MODEL_DESCRIPTION
+        )
+    variant = tracking.with_retries(client.get_model_version, model_name, version).tags.get(
+        "variant", "?"
+    )
+    decision = "champion" if promoted else "challenger only"
+    text = (
+        f"{variant}: {evidence.score:+.2f} dB over No MAR on {len(evidence.subject_scores)} test "
+        f"subjects (one-sided paired p = {evidence.p_value:.3g}). Gate: {decision} ({reason})."
+    )
+    tracking.with_retries(client.update_model_version, model_name, version, description=text)
 
 
 def _champion(

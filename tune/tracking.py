@@ -34,6 +34,14 @@ RUN_NAME = "mlflow.runName"
 
 T = TypeVar("T")
 
+EXPERIMENT_DESCRIPTION = (
+    "madn sweeps: one parent run per sweep (madn.role=sweep) with its settings, search space and "
+    "report; one nested run per trial (madn.role=trial) with its metrics per epoch, sample "
+    "grids and checkpoint. val/score is the mean PSNR gain in dB over No MAR on the validation "
+    "split: 0 means no better than not correcting, below 0 worse. madn.outcome says how a trial "
+    "ended (finished, stopped_early by ASHA, error, lost)."
+)
+
 
 class TrackingError(ServiceError):
     """The tracking store cannot be used; the message says which and why."""
@@ -231,7 +239,11 @@ def _get_or_create_experiment(uri: str, name: str) -> Any:
         experiment = with_retries(tracking.get_experiment_by_name, name)
         if experiment is None:
             try:
-                tracking.create_experiment(name, artifact_location=artifact_location(uri))
+                tracking.create_experiment(
+                    name,
+                    artifact_location=artifact_location(uri),
+                    tags={"mlflow.note.content": EXPERIMENT_DESCRIPTION},
+                )
             except Exception:
                 if with_retries(tracking.get_experiment_by_name, name) is None:
                     raise
