@@ -319,11 +319,36 @@ def _preflight_data(settings: SweepSettings, space: SearchSpace) -> tuple[str, S
     return data, dataset
 
 
+def _tuner_for(
+    settings: SweepSettings, space: SearchSpace, trial: Any, storage: str, path: str
+) -> Any:
+    """The Tuner of the sweep, with the MLflow outcome callback and the pending-timeout watch
+    (`tune.preflight`); `trial`: the TrialSettings every trial shares."""
+    from tune import preflight
+    from tune.outcomes import MLflowOutcomes
+
+    pending = preflight.PendingState(
+        settings.pending_timeout, settings.cpus_per_trial, settings.gpus_per_trial
+    )
+    callbacks = [
+        MLflowOutcomes(
+            trial.tracking_uri,
+            trial.experiment_id,
+            trial.parent_run_id,
+            trial.sweep,
+            settings.epochs,
+        ),
+        preflight.PendingCallback(pending),
+    ]
+    stopper = preflight.PendingStopper(pending)
+    trainable = _trainable(settings, trial)
+    return _build_tuner(settings, trainable, space, callbacks, stopper, storage, path)
+
+
 def run_sweep(settings: SweepSettings) -> SweepResult:
     """Run (or resume) the sweep; see the module doc. Preflight (`tune.preflight`) comes before
     any trial or MLflow run; a local Ray runtime started here is shut down on every exit."""
     from tune import preflight
-    from tune.outcomes import MLflowOutcomes
     from tune.trainable import TrialSettings
 
     space = SearchSpace.from_config(settings.space, settings.baselines)
@@ -359,16 +384,7 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
             image_size=dataset.size,
             max_val_slices=settings.max_val_slices,
         )
-        pending = preflight.PendingState(
-            settings.pending_timeout, settings.cpus_per_trial, settings.gpus_per_trial
-        )
-        callbacks = [
-            MLflowOutcomes(uri, experiment_id, parent, sweep, settings.epochs),
-            preflight.PendingCallback(pending),
-        ]
-        trainable = _trainable(settings, trial_settings)
-        stopper = preflight.PendingStopper(pending)
-        tuner = _build_tuner(settings, trainable, space, callbacks, stopper, storage, path)
+        tuner = _tuner_for(settings, space, trial_settings, storage, path)
         with StopSignals() as stop:
             results = tuner.fit()
         stalled = preflight.stall_message()
