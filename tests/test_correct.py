@@ -152,3 +152,51 @@ def test_metal_free_slices_pass_through_unless_all_slices(
     changed = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "all" / "ct_corrected.nii.gz")))
     original = sitk.GetArrayFromImage(sitk.Cast(sitk.ReadImage(str(ct)), sitk.sitkFloat32))
     assert not np.array_equal(changed, original)
+
+
+def _nnunet_folder(synth_manifest: Path, folder: Path, cases: int) -> list[str]:
+    """`cases` implanted subjects as CASE_0000.nii.gz (CT) / CASE_0001.nii.gz (MRI) files."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for entry in [e for e in read_manifest(synth_manifest) if e.has_metal][:cases]:
+        name = f"hip_{entry.subject_id.replace('-', '')}"
+        shutil.copy(entry.files["ct"], folder / f"{name}_0000.nii.gz")
+        shutil.copy(entry.files["mri"], folder / f"{name}_0001.nii.gz")
+        names.append(name)
+    return names
+
+
+def test_folder_of_cases_like_nnunet(
+    trained_run: Path, synth_manifest: Path, tmp_path: Path, capsys
+) -> None:
+    names = _nnunet_folder(synth_manifest, tmp_path / "in", 3)
+    (tmp_path / "in" / "broken_0000.nii.gz").write_bytes(b"not a nifti")
+    (tmp_path / "in" / "broken_0001.nii.gz").write_bytes(b"not a nifti")
+    args = ["correct", "--model", str(trained_run / "last.ckpt"), "--device", "cpu"]
+    folder = ["-i", str(tmp_path / "in"), "-o", str(tmp_path / "out")]
+    assert main([*args, *folder, "--register", "rigid"]) == 1  # one case failed
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("madn correct: error: case broken")
+    assert "3 cases corrected, 0 skipped (done), 1 failed" in captured.out
+    for name in names:
+        for code in ("0000", "0001"):
+            result = sitk.ReadImage(str(tmp_path / "out" / f"{name}_{code}.nii.gz"))
+            source = sitk.ReadImage(str(tmp_path / "in" / f"{name}_0000.nii.gz"))
+            assert result.GetSize() == source.GetSize()  # the MRI is on the CT's grid
+    (tmp_path / "in" / "broken_0000.nii.gz").unlink()
+    (tmp_path / "in" / "broken_0001.nii.gz").unlink()
+    assert main([*args, *folder, "--continue"]) == 0
+    assert "0 cases corrected, 3 skipped (done), 0 failed" in capsys.readouterr().out
+
+
+def test_folder_and_single_case_flags_do_not_mix(trained_run: Path, tmp_path: Path, capsys) -> None:
+    model = ["correct", "--model", str(trained_run / "last.ckpt")]
+    assert main([*model, "-i", str(tmp_path), "-o", str(tmp_path), "--ct", "x.nii.gz"]) == 2
+    assert "either -i/-o" in capsys.readouterr().err
+    assert main([*model, "-i", str(tmp_path / "none"), "-o", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main([*model, "-i", str(tmp_path), "-o", str(tmp_path / "o")]) == 2
+    assert "holds no cases" in capsys.readouterr().err

@@ -110,3 +110,14 @@ def register(
     composite.AddTransform(rigid_transform)
     composite.AddTransform(bspline)
     return composite
+
+
+def align_mri_to_ct(ct: sitk.Image, mri: sitk.Image, config: RegistrationConfig) -> sitk.Image:
+    """The MRI registered to the CT (`config.mode`: none, rigid or bspline) and resampled onto
+    the CT's grid (linear, 0 outside), for models that take CT and MRI together. The CT is
+    clipped to `config.ct_window` while estimating, so metal does not dominate the metric."""
+    fixed = sitk.Clamp(sitk.Cast(ct, sitk.sitkFloat32), sitk.sitkFloat32, *config.ct_window)
+    transform = register(fixed, mri, config, moving_is_ct=False)
+    return sitk.Resample(
+        sitk.Cast(mri, sitk.sitkFloat32), ct, transform, sitk.sitkLinear, 0.0, sitk.sitkFloat32
+    )

@@ -82,6 +82,7 @@ def _write(image: sitk.Image, reference: sitk.Image, path: Path) -> Path:
 
 
 METAL_HU = 2500.0
+OUTPUT_NAMES = {"ct": "ct_corrected.nii.gz", "mri": "mri_corrected.nii.gz"}
 
 
 def _load_network(model: torch.nn.Module | str | os.PathLike[str], device: torch.device) -> Any:
@@ -166,23 +167,29 @@ def _run_network(
 
 def correct_volume(
     model: torch.nn.Module | str | os.PathLike[str],
-    ct: str | os.PathLike[str] | None,
+    ct: str | os.PathLike[str] | sitk.Image | None,
     out_dir: str | os.PathLike[str],
-    mri: str | os.PathLike[str] | None = None,
+    mri: str | os.PathLike[str] | sitk.Image | None = None,
     device: str = "auto",
     batch_size: int = 16,
     progress: bool = True,
     all_slices: bool = False,
+    names: dict[str, str] | None = None,
 ) -> CorrectionResult:
-    """Correct the given volume(s) and write `<out_dir>/ct_corrected.nii.gz` (HU) and/or
-    `mri_corrected.nii.gz` (see module doc). `model`: a MADN (or madn_core Corrector) or a
-    checkpoint path; `all_slices`: correct slices without metal too."""
+    """Correct the given volume(s) (paths, or images already read) and write
+    `<out_dir>/ct_corrected.nii.gz` (HU) and/or `mri_corrected.nii.gz` (see module doc), or the
+    file names in `names` by modality. `model`: a MADN (or madn_core Corrector) or a checkpoint
+    path; `all_slices`: correct slices without metal too."""
     net = _load_network(model, resolve_device(device))
     config = net.config
     channels = channels_for_variant(config.variant)
-    paths = {name: path for name, path in (("ct", ct), ("mri", mri)) if path is not None}
-    _check_channels(config.variant, channels, set(paths))
-    images = {name: read_volume(path, f"{name} volume") for name, path in paths.items()}
+    given = {name: source for name, source in (("ct", ct), ("mri", mri)) if source is not None}
+    _check_channels(config.variant, channels, set(given))
+    images = {
+        name: source if isinstance(source, sitk.Image) else read_volume(source, f"{name} volume")
+        for name, source in given.items()
+    }
+    files = {**OUTPUT_NAMES, **(names or {})}
     grid = model_grid(images["ct"] if "ct" in images else images["mri"], config)
     units, params = _to_units(images, grid, config)
     shape = grid.GetSize()[::-1]
@@ -200,7 +207,7 @@ def correct_volume(
         unit = corrected[:, c, top : top + shape[1], left : left + shape[2]]
         rows = None if keep is None else keep.get(name)
         outputs[name] = _write_back(
-            unit, name, params[name], grid, images[name], Path(out_dir), rows
+            unit, name, params[name], grid, images[name], Path(out_dir) / files[name], rows
         )
     return CorrectionResult(outputs=outputs, slices=len(stacked), corrected=int(selected.sum()))
 
@@ -230,7 +237,8 @@ def _write_back(
     out: Path,
     unchanged_rows: np.ndarray | None = None,
 ) -> Path:
-    """Map a corrected (Z, H, W) unit volume back to the input's values and grid; write it.
+    """Map a corrected (Z, H, W) unit volume back to the input's values and grid; write it to
+    the file `out`.
     `unchanged_rows` (K,) bool: input rows returned as the input's own voxels (no resampling
     round trip)."""
     values = unit_to_hu(unit, *params) if name == "ct" else unit_to_mri(unit, *params)
@@ -240,6 +248,4 @@ def _write_back(
         back = np.where(source > params[1], source, back)
     if unchanged_rows is not None:
         back[unchanged_rows] = source[unchanged_rows]
-    return _write(
-        sitk.GetImageFromArray(back.astype(np.float32)), original, out / f"{name}_corrected.nii.gz"
-    )
+    return _write(sitk.GetImageFromArray(back.astype(np.float32)), original, out)
