@@ -71,3 +71,32 @@ def ray_runtime():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def tiny_sweep_command(data: object, folder: object, experiment: str, *extra: str) -> list[str]:
+    """`python -m tune.cli sweep` over `data` with tiny trials (width 8, one residual block)
+    and its store and Tune storage in `folder` (sqlite `mlflow.db`, `ray/`); `extra` flags
+    (--trials, --epochs, ...) follow."""
+    import sys
+    from pathlib import Path
+
+    root = Path(str(folder))
+    return [
+        sys.executable,
+        "-m",
+        "tune.cli",
+        "sweep",
+        "--data",
+        str(data),
+        "--experiment",
+        experiment,
+        "--tracking-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--storage",
+        str(root / "ray"),
+        "--base-channels",
+        "8",
+        "--num-res",
+        "1",
+        *extra,
+    ]

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import tiny_sweep_command
 
 from tune import tracking
-
-MADN = [sys.executable, "-m", "tune.cli"]
 
 OPEN_AND_LOG = """
 import sys, time
@@ -48,31 +47,11 @@ def test_new_store_opened_by_many_processes_at_once(tmp_path: Path) -> None:
 def test_three_sweeps_on_one_new_store(dataset_path: Path, tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     (tmp_path / "sweep.yaml").write_text("baselines: []\n")
-    common = [
-        "--data",
-        str(dataset_path),
-        "--trials",
-        "2",
-        "--epochs",
-        "1",
-        "--max-concurrent",
-        "1",
-        "--experiment",
-        "together",
-        "--tracking-uri",
-        uri,
-        "--storage",
-        str(tmp_path / "ray"),
-        "--base-channels",
-        "8",
-        "--num-res",
-        "1",
-        "--config",
-        str(tmp_path / "sweep.yaml"),
-    ]
+    flags = ("--trials", "2", "--epochs", "1", "--max-concurrent", "1")
+    flags += ("--config", str(tmp_path / "sweep.yaml"))
     drivers = [
         subprocess.Popen(
-            [*MADN, "sweep", *common, "--name", f"together-{i}"],
+            tiny_sweep_command(dataset_path, tmp_path, "together", *flags, "--name", f"t-{i}"),
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -84,9 +63,7 @@ def test_three_sweeps_on_one_new_store(dataset_path: Path, tmp_path: Path) -> No
     assert [d.returncode for d in drivers] == [0, 0, 0], "\n".join(e[-1500:] for e in errors)
     experiment_id = tracking.ensure_experiment(uri, "together")
     parents = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "sweep"})
-    assert sorted(p.data.tags[tracking.SWEEP] for p in parents) == [
-        f"together-{i}" for i in range(3)
-    ]
+    assert sorted(p.data.tags[tracking.SWEEP] for p in parents) == [f"t-{i}" for i in range(3)]
     for parent in parents:
         assert parent.info.status == "FINISHED"
         sweep = parent.data.tags[tracking.SWEEP]

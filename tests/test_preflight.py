@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import tiny_sweep_command
 
 from madn_core.config import ConfigError
 from pipelines.data.dataset import DatasetError, SliceDataset
@@ -69,29 +70,12 @@ def _alive(pid: int) -> bool:
 
 
 def _sweep(data: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
-    command = [
-        *MADN,
-        "sweep",
-        "--data",
-        str(data),
-        "--trials",
-        "1",
-        "--epochs",
-        "1",
-        "--experiment",
+    command = tiny_sweep_command(
+        data,
+        tmp_path,
         "preflight",
-        "--tracking-uri",
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "--storage",
-        str(tmp_path / "ray"),
-        "--base-channels",
-        "8",
-        "--num-res",
-        "1",
-        "--config",
-        str(_no_baselines(tmp_path)),
-        *extra,
-    ]
+        *("--trials", "1", "--epochs", "1", "--config", str(_no_baselines(tmp_path)), *extra),
+    )
     return subprocess.Popen(
         command,
         cwd=tmp_path,

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from conftest import tiny_sweep_command
 from mlflow import MlflowClient
 
 from tune import tracking
@@ -176,32 +176,12 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     ray_runtime, dataset_path: Path, tmp_path: Path
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    command = [
-        sys.executable,
-        "-m",
-        "tune.cli",
-        "sweep",
-        "--data",
-        str(dataset_path),
-        "--trials",
-        "3",
-        "--epochs",
-        "2",
-        "--max-concurrent",
-        "1",
-        "--experiment",
+    command = tiny_sweep_command(
+        dataset_path,
+        tmp_path,
         "test-resume",
-        "--tracking-uri",
-        uri,
-        "--storage",
-        str(tmp_path / "ray"),
-        "--base-channels",
-        "8",
-        "--num-res",
-        "1",
-        "--lr",
-        "5e-4",
-    ]
+        *("--trials", "3", "--epochs", "2", "--max-concurrent", "1", "--lr", "5e-4"),
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen(
         command,
@@ -285,11 +265,9 @@ def test_driver_killed_outright_then_resumed(
     before Tune's last snapshot are not re-run, no run is left RUNNING, the parent ends
     FINISHED."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    flags = ["--trials", "2", "--epochs", "2", "--max-concurrent", "1", "--experiment", "killed"]
-    flags += ["--tracking-uri", uri, "--storage", str(tmp_path / "ray"), "--lr", "5e-4"]
-    flags += ["--base-channels", "8", "--num-res", "1", "--data", str(dataset_path)]
+    flags = ("--trials", "2", "--epochs", "2", "--max-concurrent", "1", "--lr", "5e-4")
     driver = subprocess.Popen(
-        [sys.executable, "-m", "tune.cli", "sweep", *flags],
+        tiny_sweep_command(dataset_path, tmp_path, "killed", *flags),
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
