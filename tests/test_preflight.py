@@ -1,6 +1,7 @@
 """Sweeps that can never run fail at once in one line, and the driver leaves no Ray process
-behind on any exit path: a finished sweep, a preflight failure, a pending timeout, SIGINT and
-SIGTERM. Real `madn sweep` processes, each with its own local Ray runtime."""
+behind on any exit path: a preflight failure, a pending timeout, SIGINT and SIGTERM (a finished
+sweep: tests/test_concurrency.py). Real `madn sweep` processes, each with its own local Ray
+runtime."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import tiny_sweep_command
+from conftest import alive, descendants, tiny_sweep_command
 
 from madn_core.config import ConfigError
 from pipelines.data.dataset import DatasetError, SliceDataset
@@ -44,31 +45,6 @@ def test_dataset_preflight_names_what_cannot_train(dataset_path: Path) -> None:
         check_dataset(dataset, {"patch": 30}, ["adn-ct"])
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below `pid` (from /proc; Linux)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _sweep(data: Path, tmp_path: Path, *extra: str) -> subprocess.Popen:
     command = tiny_sweep_command(
         data,
@@ -98,7 +74,7 @@ def _watch(driver: subprocess.Popen, until: float, signal_after: float | None) -
     seen: set[int] = set()
     start = time.monotonic()
     while driver.poll() is None and time.monotonic() - start < until:
-        seen |= _descendants(driver.pid)
+        seen |= descendants(driver.pid)
         if signal_after is not None and time.monotonic() - start > signal_after and seen:
             return seen
         time.sleep(0.2)
@@ -122,7 +98,6 @@ def _wait_for_parent_run(uri: str, timeout_s: float) -> bool:
 @pytest.mark.parametrize(
     ("path", "extra", "code", "message"),
     [
-        ("finished", (), 0, None),
         ("preflight", ("--gpus-per-trial", "2"), 2, "a trial asks for 1 CPU and 2 GPU"),
         (
             "pending timeout",
@@ -156,7 +131,7 @@ def test_driver_leaves_no_ray_process_behind(
         assert message in stderr.strip().splitlines()[-1], stderr[-2000:]
     assert seen, "the driver started no Ray runtime"
     time.sleep(1.0)
-    left = sorted(pid for pid in seen if _alive(pid))
+    left = sorted(pid for pid in seen if alive(pid))
     assert not left, f"{path}: Ray processes left behind: {left}"
 
 

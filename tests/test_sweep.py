@@ -265,9 +265,12 @@ def test_driver_killed_outright_then_resumed(
     before Tune's last snapshot are not re-run, no run is left RUNNING, the parent ends
     FINISHED."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    flags = ("--trials", "2", "--epochs", "2", "--max-concurrent", "1", "--lr", "5e-4")
+    (tmp_path / "sweep.yaml").write_text("baselines: []\n")
+    flags = ("--trials", "4", "--epochs", "2", "--max-concurrent", "1", "--lr", "5e-4")
+    flags += ("--config", str(tmp_path / "sweep.yaml"))
     driver = subprocess.Popen(
         tiny_sweep_command(dataset_path, tmp_path, "killed", *flags),
+        env={**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "2"},  # Tune's snapshot period (s)
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -278,8 +281,10 @@ def test_driver_killed_outright_then_resumed(
     while time.monotonic() < deadline and driver.poll() is None:
         if first_done is None and _finished_trials(uri, experiment_id, "killed"):
             first_done = time.monotonic()
-        if first_done is not None and time.monotonic() - first_done > 12:  # > a snapshot period
-            break
+        if first_done is not None and time.monotonic() - first_done > 6:  # > a snapshot period
+            if len(_finished_trials(uri, experiment_id, "killed")) < 3:  # one still to come
+                break
+            pytest.fail("the sweep ran too fast to be killed mid-way")
         time.sleep(0.5)
     assert first_done is not None and driver.poll() is None, "no trial finished in time"
     done_before = _finished_trials(uri, experiment_id, "killed")
@@ -291,10 +296,11 @@ def test_driver_killed_outright_then_resumed(
     settings = _settings(
         dataset_path,
         tmp_path,
-        trials=2,
+        trials=4,
         epochs=2,
         max_concurrent=1,
         experiment="killed",
+        baselines=[],
         tracking_uri=uri,
         storage=str(tmp_path / "ray"),
         resume=True,
