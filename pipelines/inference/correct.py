@@ -28,6 +28,7 @@ import SimpleITK as sitk
 import torch
 from tqdm.auto import tqdm
 
+from madn_core.band import METAL_HU
 from madn_core.checkpoint import load_model
 from madn_core.trainer import resolve_device
 from pipelines.data.dataset import channels_for_variant
@@ -81,7 +82,6 @@ def _write(image: sitk.Image, reference: sitk.Image, path: Path) -> Path:
     return path
 
 
-METAL_HU = 2500.0
 OUTPUT_NAMES = {"ct": "ct_corrected.nii.gz", "mri": "mri_corrected.nii.gz"}
 
 
