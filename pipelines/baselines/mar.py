@@ -1,8 +1,9 @@
 """Classical metal artefact reduction baselines: LI-MAR and NMAR, in the image domain.
 
 Both take a reconstructed CT in HU (a slice ``(H, W)`` or a volume ``(Z, H, W)``) and its metal
-mask (or segment metal by an HU threshold), reproject the image with the parallel-beam geometry
-of the simulator (`pipelines.synth.ct.ParallelBeamCT`), repair the metal trace in the sinogram,
+mask (or segment metal by an HU threshold), reproject the image with the simulator's
+parallel-beam geometry (`pipelines.synth.geometry.ParallelBeamCT`), repair the metal trace in
+the sinogram,
 reconstruct with filtered back-projection and paste the metal back:
 
 - LI-MAR (Kalender et al., Radiology 1987): projection values inside the metal trace are replaced,
@@ -23,7 +24,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from pipelines.synth.ct import REFERENCE_KEV, ParallelBeamCT, mass_attenuation
+from pipelines.synth.geometry import ParallelBeamCT
+from pipelines.synth.materials import REFERENCE_KEV, mass_attenuation
 
 AIR_HU = -1000.0
 

@@ -2,7 +2,7 @@
 
 Required columns: `subject_id`, `has_metal` (true/false, 1/0, yes/no), `ct`, `mri` (paths to a
 NIfTI file or a DICOM series folder, relative to the manifest's folder or absolute). Optional:
-`implant_side` (left/right, empty when none), `labels` (muscle labels on the MRI's grid, see
+`implant_side` (left/right/both, empty when none), `labels` (muscle labels on the MRI's grid, see
 docs/data.md), `metal_mask` (on the CT's grid; when absent metal is segmented by an HU threshold),
 `ct_clean` (CT ground truth without artefacts, CT grid) and `mri_clean` (MRI grid).
 """
@@ -85,8 +85,10 @@ def read_manifest(path: str | os.PathLike[str]) -> list[SubjectEntry]:
                 raise ManifestError(f"subject {subject}: {role} file {file} does not exist")
             files[role] = file
         side = (row.get("implant_side") or "").strip().lower()
-        if side not in ("", "left", "right", "none"):
-            raise ManifestError(f"{where}: implant_side must be left, right or empty, got {side!r}")
+        if side not in ("", "left", "right", "both", "none"):
+            raise ManifestError(
+                f"{where}: implant_side must be left, right, both or empty, got {side!r}"
+            )
         entries.append(
             SubjectEntry(
                 subject_id=subject,

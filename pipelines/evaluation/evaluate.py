@@ -159,13 +159,19 @@ def _load_subjects(dataset: SliceDataset, split: str) -> list[_Subject]:
 
 
 def _implant_sides(subject: _Subject) -> tuple[np.ndarray, np.ndarray]:
-    """(Z, H, W) bool masks of the implanted and the contralateral half of the body."""
+    """(Z, H, W) bool masks of the implanted and the contralateral half of the body. A
+    bilateral subject (a quarter of the metal or more on each half) is implanted on both
+    halves and has no contralateral side."""
     columns = np.arange(subject.labels.shape[2])[None, None, :]
     muscle_x = np.nonzero(subject.labels > 0)[2]
     metal_x = np.nonzero(subject.metal)[2]
     midline = float(muscle_x.mean()) if len(muscle_x) else subject.labels.shape[2] / 2
     high_side = np.broadcast_to(columns >= midline, subject.labels.shape)
-    implanted = high_side if metal_x.mean() >= midline else ~high_side
+    high_share = float((metal_x >= midline).mean()) if len(metal_x) else 0.0
+    if 0.25 <= high_share <= 0.75:
+        everywhere = np.ones(subject.labels.shape, dtype=bool)
+        return everywhere, ~everywhere
+    implanted = high_side if high_share > 0.5 else ~high_side
     return implanted, ~implanted
 
 

@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 
 from madn_core.umask import apply_umask
 from pipelines.io.atomic import atomic_path
-from pipelines.synth.ct import PolychromaticScanner, ScanProtocol, material_maps
+from pipelines.synth.ct import PolychromaticScanner, ScanProtocol
 from pipelines.synth.mri import MRIProtocol, rician, smooth_bias, susceptibility_artefact
-from pipelines.synth.phantom import make_phantom
+from pipelines.synth.phantom import check_geometry, make_phantom
 from pipelines.synth.tissues import TISSUES
 
 VOLUMES = ("ct", "mri", "labels", "metal_mask", "ct_clean", "mri_clean")
@@ -38,10 +38,12 @@ MANIFEST_COLUMNS = ("subject_id", "has_metal", "implant_side", *VOLUMES)
 @dataclass
 class SynthConfig:
     """size: in-plane pixels; slices: axial slices; fov_mm: in-plane field of view (1.5 mm pixels
-    at 256); extent_mm: cranio-caudal extent covered by the slices."""
+    at 256); extent_mm: cranio-caudal extent covered by the slices; bilateral_fraction: the
+    share of implanted subjects with a prosthesis on both sides."""
 
     subjects: int = 4
     metal_fraction: float = 0.5
+    bilateral_fraction: float = 0.0
     size: int = 256
     slices: int = 32
     seed: int = 0
@@ -55,8 +57,13 @@ class SynthConfig:
             raise ValueError(f"--subjects must be >= 1, got {self.subjects}")
         if not 0.0 <= self.metal_fraction <= 1.0:
             raise ValueError(f"--metal-fraction must be in [0, 1], got {self.metal_fraction}")
+        if not 0.0 <= self.bilateral_fraction <= 1.0:
+            raise ValueError(
+                f"--bilateral-fraction must be in [0, 1], got {self.bilateral_fraction}"
+            )
         if self.size < 32 or self.size % 4:
             raise ValueError(f"--size must be >= 32 and divisible by 4, got {self.size}")
+        check_geometry(self.size, self.fov_mm)
         if self.slices < 1:
             raise ValueError(f"--slices must be >= 1, got {self.slices}")
 
@@ -88,14 +95,24 @@ def subject_plan(config: SynthConfig) -> list[tuple[str, bool]]:
     return [(subject_id(i), i < with_metal) for i in range(config.subjects)]
 
 
+def implant_side(config: SynthConfig, index: int, rng: np.random.Generator) -> str:
+    """The implant side of implanted subject `index`: "both" for the first
+    round(bilateral_fraction * implanted) of them, else "left" or "right" at random."""
+    implanted = round(config.metal_fraction * config.subjects)
+    bilateral = round(config.bilateral_fraction * implanted)
+    side = str(rng.choice(["left", "right"]))
+    return "both" if index < bilateral else side
+
+
 def simulate_subject(
     config: SynthConfig, index: int, has_metal: bool, device: str = "cpu"
 ) -> Subject:
     """Simulate one subject; deterministic in (config.seed, index)."""
     rng = np.random.default_rng([config.seed, index])
-    side = str(rng.choice(["left", "right"])) if has_metal else None
-    phantom = make_phantom(config.size, config.slices, rng, side)
-    density_scale = 1.0 + rng.normal(0.0, 0.02, len(TISSUES)).astype(np.float32)
+    side = implant_side(config, index, rng) if has_metal else None
+    phantom = make_phantom(config.size, config.slices, rng, side, config.fov_mm, config.extent_mm)
+    density_scale = 1.0 + rng.normal(0.0, 0.01, len(TISSUES)).astype(np.float32)
+    texture = phantom.texture
     t1_scale = 1.0 + rng.normal(0.0, 0.05, len(TISSUES))
     noise_seed = int(rng.integers(2**31))
 
@@ -107,16 +124,18 @@ def simulate_subject(
         generator = torch.Generator(device=scanner.device).manual_seed(noise_seed)
         slices = []
         for start in range(0, tissue.shape[0], 4):
-            maps = material_maps(tissue[start : start + 4], density_scale)
+            chunk = tissue[start : start + 4]
+            maps = scanner.material_maps(chunk, density_scale[chunk] * texture[start : start + 4])
             slices.append(scanner.scan(maps, generator).cpu().numpy())
         return np.concatenate(slices).astype(np.float32)
 
     ct_clean = scan(phantom.tissue_clean)
     ct = scan(phantom.tissue) if has_metal else ct_clean.copy()
 
-    t1 = np.array([t.t1 for t in TISSUES]) * t1_scale
+    weighting = np.array([getattr(t, config.mri.contrast) for t in TISSUES]) * t1_scale
+    t1 = weighting
     chi = np.array([t.chi_ppm for t in TISSUES])
-    bias = smooth_bias(phantom.tissue.shape, rng, config.mri.bias)
+    bias = smooth_bias(phantom.tissue.shape, rng, config.mri.bias) * (1.0 + 3.0 * (texture - 1.0))
     clean_signal = t1[phantom.tissue_clean] * bias
     mri_clean = rician(clean_signal, config.mri.noise, np.random.default_rng(noise_seed))
     if has_metal:

@@ -26,13 +26,19 @@ CHI_WATER_PPM = -9.05
 class MRIProtocol:
     """b0_tesla: field strength; bandwidth_hz_per_px: readout bandwidth per pixel (MARS protocols
     use 400-900); dephasing_ms: effective residual intravoxel dephasing time; noise: Rician noise
-    std relative to fat intensity 1; bias: amplitude of the smooth multiplicative bias field."""
+    std relative to fat intensity 1; bias: amplitude of the smooth multiplicative bias field;
+    contrast: "t1" (T1-weighted spin echo, fat bright) or "t2" (T2/PD-like, fluid bright)."""
 
     b0_tesla: float = 1.5
     bandwidth_hz_per_px: float = 400.0
     dephasing_ms: float = 1.0
     noise: float = 0.015
     bias: float = 0.15
+    contrast: str = "t1"
+
+    def __post_init__(self) -> None:
+        if self.contrast not in ("t1", "t2"):
+            raise ValueError(f"--mri-contrast must be t1 or t2, got {self.contrast!r}")
 
 
 def field_offset_ppm(chi_ppm: np.ndarray, voxel_mm: tuple[float, float, float]) -> np.ndarray:

@@ -24,6 +24,25 @@ def add(commands: argparse._SubParsersAction) -> None:
         "--metal-fraction", type=float, default=0.5, help="fraction with an implant, 0..1"
     )
     parser.add_argument(
+        "--bilateral-fraction",
+        type=float,
+        default=0.0,
+        help="fraction of the implanted subjects with a prosthesis on both hips, 0..1 "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--ct-geometry",
+        choices=("fan", "parallel"),
+        default="fan",
+        help="CT acquisition: fan beam with an arc detector, 320 views (default) or parallel beam",
+    )
+    parser.add_argument(
+        "--mri-contrast",
+        choices=("t1", "t2"),
+        default="t1",
+        help="MRI weighting: T1 (fat bright, default) or T2/PD-like (fluid bright)",
+    )
+    parser.add_argument(
         "--size", type=int, default=256, help="in-plane pixels (default: %(default)s)"
     )
     parser.add_argument(
@@ -38,12 +57,17 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.synth.ct import ScanProtocol
     from pipelines.synth.figure import synth_figure
     from pipelines.synth.generate import SynthConfig, synthesize
+    from pipelines.synth.mri import MRIProtocol
 
     config = SynthConfig(
         subjects=args.subjects,
         metal_fraction=args.metal_fraction,
+        bilateral_fraction=args.bilateral_fraction,
+        ct=ScanProtocol(geometry=args.ct_geometry),
+        mri=MRIProtocol(contrast=args.mri_contrast),
         size=args.size,
         slices=args.slices,
         seed=args.seed,
