@@ -53,7 +53,9 @@ def test_correct_preserves_geometry(
         np.testing.assert_allclose(result.GetDirection(), original.GetDirection(), atol=1e-6)
         assert np.isfinite(sitk.GetArrayFromImage(result)).all()
     hu = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / "ct_corrected.nii.gz")))
-    assert hu.min() >= -1001 and hu.max() > 2000  # HU, metal kept
+    lowest = float(sitk.GetArrayFromImage(sitk.ReadImage(str(ct))).min())
+    # HU, metal kept; metal-free slices pass through with the scan's own noise in the air
+    assert hu.min() >= min(-1001.0, lowest - 1.0) and hu.max() > 2000
 
 
 def test_correct_refuses_mismatch_and_bad_files(
