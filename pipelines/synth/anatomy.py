@@ -281,7 +281,8 @@ def paint_bones(
 
 def periosteal_fat(tissue: np.ndarray, labels: np.ndarray) -> None:
     """In place: muscle voxels touching bone (in-plane) become a one-pixel fat layer, so that
-    a muscle's edge shows against the bone it attaches to."""
+    a muscle's edge shows against the bone it attaches to (like the planes, only in pixels of
+    at most PLANE_MAX_PIXEL_MM)."""
     bone = np.isin(tissue, (CORTICAL, MARROW, YELLOW_MARROW))
     near = ndimage.binary_dilation(bone, ndimage.generate_binary_structure(2, 1)[None])
     edge = near & ~bone & (tissue == MUSCLE)
@@ -300,7 +301,8 @@ def build_anatomy(grid: Grid, v: Variation, voxel_mm: tuple[float, float, float]
     labels = label_volume(compartments)
     paint_organs(tissue, labels, grid, v, rng)
     femurs = paint_bones(tissue, labels, grid, v, rng, voxel_mm[1])
-    periosteal_fat(tissue, labels)
+    if voxel_mm[1] <= PLANE_MAX_PIXEL_MM:
+        periosteal_fat(tissue, labels)
     compartments[labels == 0] = np.where(
         tissue[labels == 0] == MUSCLE, compartments[labels == 0], 0
     )

@@ -23,8 +23,8 @@ DEEP_OUTLINE: list[Keyframe] = [
 ]
 DEEP_POWER = 2.5
 
-# Muscle compartments, painted in this order (later ones win where they overlap). The four
-# labelled muscles of the paper come last.
+# Muscle compartments, painted in this order (later ones win where they overlap; GMIN, deep to
+# GMED, after it). The four labelled muscles of the paper come last.
 MUSCLES: dict[str, list[Keyframe]] = {
     "vasti": [
         (62.0, 128.0, 2.0, 14.0, 12.0, 0.0),
@@ -87,13 +87,6 @@ MUSCLES: dict[str, list[Keyframe]] = {
         (70.0, 0.0, 40.0, 38.0, 28.0, 0.0),
         (92.0, 0.0, 36.0, 30.0, 24.0, 0.0),
     ],
-    "GMIN": [
-        (-20.0, 100.0, 16.0, 28.0, 10.0, 72.0),
-        (0.0, 104.0, 10.0, 26.0, 9.0, 70.0),
-        (18.0, 114.0, -5.0, 20.0, 8.0, 55.0),
-        (35.0, 125.0, -14.0, 12.0, 6.0, 40.0),
-        (46.0, 131.0, -15.0, 6.0, 4.0, 40.0),
-    ],
     "GMED": [
         (-20.0, 116.0, 34.0, 42.0, 20.0, 75.0),
         (0.0, 122.0, 28.0, 40.0, 19.0, 75.0),
@@ -101,6 +94,13 @@ MUSCLES: dict[str, list[Keyframe]] = {
         (40.0, 158.0, 12.0, 22.0, 8.0, 82.0),
         (58.0, 160.0, 8.0, 11.0, 5.0, 85.0),
         (62.0, 160.0, 8.0, 5.0, 3.0, 85.0),
+    ],
+    "GMIN": [
+        (-20.0, 101.0, 16.0, 30.0, 12.0, 72.0),
+        (0.0, 106.0, 10.0, 28.0, 11.0, 70.0),
+        (18.0, 116.0, -5.0, 22.0, 10.0, 55.0),
+        (35.0, 127.0, -14.0, 14.0, 7.0, 40.0),
+        (48.0, 132.0, -15.0, 7.0, 4.0, 40.0),
     ],
     "TFL": [
         (-20.0, 122.0, -50.0, 12.0, 7.0, 55.0),
