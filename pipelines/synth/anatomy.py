@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from pipelines.synth import atlas
+from pipelines.synth import atlas, skeleton
 from pipelines.synth.shapes import (
     Grid,
     Keyframe,
@@ -256,8 +256,6 @@ def paint_bones(
 ) -> list[dict]:
     """In place: both pelves, the coccyx and both femurs (joint space as soft tissue).
     Returns each side's femur landmarks (in that side's grid)."""
-    from pipelines.synth import skeleton
-
     femurs = []
     thin = max(1.5, 0.8 * pixel_mm)  # pelvic cortex, at least most of a pixel
     coccyx = swept_ellipse(grid, atlas.COCCYX)
@@ -270,7 +268,8 @@ def paint_bones(
         joint = sphere(g, femur["head"], float(femur["head_radius"]) + skeleton.JOINT_SPACE_MM) < 0
         tissue[joint], labels[joint] = SOFT, 0
         cortex = np.maximum(skeleton.femur_cortex_mm(g), 0.8 * pixel_mm)
-        interior = np.where(g.z + 0 * g.x < 85.0, MARROW, YELLOW_MARROW).astype(np.uint8)
+        # cancellous bone proximally, fatty marrow in the canal below the lesser trochanter
+        interior = np.where(g.z < 85.0, MARROW, YELLOW_MARROW).astype(np.uint8)
         distance = skeleton.femur_distance(g, femur)
         skeleton.paint_bone(
             tissue, labels, distance, cortex, np.broadcast_to(interior, tissue.shape)
@@ -303,7 +302,5 @@ def build_anatomy(grid: Grid, v: Variation, voxel_mm: tuple[float, float, float]
     femurs = paint_bones(tissue, labels, grid, v, rng, voxel_mm[1])
     if voxel_mm[1] <= PLANE_MAX_PIXEL_MM:
         periosteal_fat(tissue, labels)
-    compartments[labels == 0] = np.where(
-        tissue[labels == 0] == MUSCLE, compartments[labels == 0], 0
-    )
+    compartments[tissue != MUSCLE] = 0
     return Anatomy(tissue=tissue, labels=labels, compartments=compartments, femurs=femurs)
