@@ -230,18 +230,13 @@ def paint_organs(
         tissue[(gas < 0) & (rectum < -wall)] = AIR
     for side in (0, 1):
         g = side_grid(grid, side, v)
-        for offset, radius_scale in ((0.0, 1.0), (-atlas.VEIN_OFFSET_MM, None)):
-            keyframes = [
-                (
-                    z,
-                    cx + offset,
-                    cy,
-                    r if radius_scale else atlas.VEIN_RADIUS_MM,
-                    r if radius_scale else atlas.VEIN_RADIUS_MM * 0.8,
-                    0.0,
-                )
-                for z, cx, cy, r in atlas.FEMORAL_ARTERY
-            ]
+        artery = [(z, cx, cy, r, r, 0.0) for z, cx, cy, r in atlas.FEMORAL_ARTERY]
+        vein_a, vein_b = atlas.VEIN_RADIUS_MM, 0.8 * atlas.VEIN_RADIUS_MM
+        vein = [
+            (z, cx - atlas.VEIN_OFFSET_MM, cy, vein_a, vein_b, 0.0)
+            for z, cx, cy, _ in atlas.FEMORAL_ARTERY
+        ]
+        for keyframes in (artery, vein):
             vessel = swept_ellipse(g, keyframes) < 0
             tissue[vessel], labels[vessel] = BLOOD, 0
 

@@ -112,7 +112,6 @@ def simulate_subject(
     side = implant_side(config, index, rng) if has_metal else None
     phantom = make_phantom(config.size, config.slices, rng, side, config.fov_mm, config.extent_mm)
     density_scale = 1.0 + rng.normal(0.0, 0.01, len(TISSUES)).astype(np.float32)
-    texture = phantom.texture
     t1_scale = 1.0 + rng.normal(0.0, 0.05, len(TISSUES))
     noise_seed = int(rng.integers(2**31))
 
@@ -125,17 +124,21 @@ def simulate_subject(
         slices = []
         for start in range(0, tissue.shape[0], 4):
             chunk = tissue[start : start + 4]
-            maps = scanner.material_maps(chunk, density_scale[chunk] * texture[start : start + 4])
+            maps = scanner.material_maps(
+                chunk, density_scale[chunk] * phantom.texture[start : start + 4]
+            )
             slices.append(scanner.scan(maps, generator).cpu().numpy())
         return np.concatenate(slices).astype(np.float32)
 
     ct_clean = scan(phantom.tissue_clean)
     ct = scan(phantom.tissue) if has_metal else ct_clean.copy()
 
-    weighting = np.array([getattr(t, config.mri.contrast) for t in TISSUES]) * t1_scale
-    t1 = weighting
+    # relative signal per tissue in the chosen contrast ("t1" or "t2")
+    t1 = np.array([getattr(t, config.mri.contrast) for t in TISSUES]) * t1_scale
     chi = np.array([t.chi_ppm for t in TISSUES])
-    bias = smooth_bias(phantom.tissue.shape, rng, config.mri.bias) * (1.0 + 3.0 * (texture - 1.0))
+    bias = smooth_bias(phantom.tissue.shape, rng, config.mri.bias) * (
+        1.0 + 3.0 * (phantom.texture - 1.0)
+    )
     clean_signal = t1[phantom.tissue_clean] * bias
     mri_clean = rician(clean_signal, config.mri.noise, np.random.default_rng(noise_seed))
     if has_metal:
