@@ -14,7 +14,7 @@ Seeded, end to end on the synthetic benchmark:
 
 Environment (defaults fit 2 CPU cores in about 45 minutes): OUT, SUBJECTS, METAL_FRACTION, SIZE,
 SLICES, TEST_SUBJECTS, STEPS (generator steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR,
-RESIDUAL, SKIPS, NORM, EMA, WORKERS, DEVICE, DOCS.
+RESIDUAL, SKIPS, NORM, EMA, BAND_MM, METAL_FILL, PARALLEL, WORKERS, DEVICE, DOCS.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def settings() -> dict[str, Any]:
         "size": env("SIZE", 256),
         "slices": env("SLICES", 4),
         "test_subjects": env("TEST_SUBJECTS", 12),
-        "steps": env("STEPS", 1000),
+        "steps": env("STEPS", 1500),
         "width": env("WIDTH", 16),
         "num_res": env("NUM_RES", 2),
         "patch": env("PATCH", 64),
@@ -89,6 +89,7 @@ def settings() -> dict[str, Any]:
         "norm": env("NORM", "none"),
         "ema": env("EMA", 0.999),
         "band_mm": env("BAND_MM", 30.0),
+        "metal_fill": env("METAL_FILL", True),
         "parallel": env("PARALLEL", 2),
         "workers": env("WORKERS", 2),
         "device": env("DEVICE", "cpu"),
@@ -137,6 +138,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "decoder_norm": norm,
                 "up_norm": "layer" if norm == "layer" else norm,
                 "correction_band_mm": s["band_mm"],
+                "metal_fill": s["metal_fill"],
             },
             "optim": {"lr": s["lr"]},
             "train": {

@@ -17,8 +17,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from madn_core.config import MADNConfig
-
 METAL_HU = 2500.0  # CT voxels above this are metal (titanium and CoCr are far above, bone below)
 _CHUNK = 16384  # pixels per distance block: bounds memory at CHUNK x edge pixels
 
@@ -75,30 +73,3 @@ def blend_in_band(
     (N, C, H, W) except `metal` (N, 1, H, W) bool."""
     weight = band_weight(metal, band_mm, spacing_mm).to(corrected.dtype)
     return weight * corrected + (1.0 - weight) * corrupted
-
-
-def restrict_to_band(
-    config: MADNConfig,
-    corrected: torch.Tensor,
-    corrupted: torch.Tensor,
-    metal: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """`corrected` (N, C, H, W) kept within `config.network.correction_band_mm` of the implant
-    and faded back to `corrupted` beyond (module doc); unchanged when the band is 0. `metal`:
-    (N, 1, H, W) bool, else found in the CT channel (HU > METAL_HU); an MRI-only model given no
-    mask corrects the whole image."""
-    band_mm = config.network.correction_band_mm
-    if band_mm <= 0:
-        return corrected
-    if metal is None:
-        if "ct" not in config.channels:
-            return corrected
-        ct = config.channels.index("ct")
-        metal = metal_from_ct(corrupted[:, ct : ct + 1], config.data.ct_window_hu)
-    if config.data.spacing_mm <= 0:
-        raise ValueError(
-            "network.correction_band_mm needs data.spacing_mm (the model's pixel spacing), "
-            "which this model does not record"
-        )
-    metal = metal.to(corrupted.device).bool().reshape(len(corrupted), 1, *corrupted.shape[2:])
-    return blend_in_band(corrected, corrupted, metal, band_mm, config.data.spacing_mm)

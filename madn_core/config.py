@@ -90,6 +90,8 @@ class NetworkConfig:
     correction_band_mm: `MADN.correct` applies the correction within this distance of metal and
         fades back to the input by twice it (`madn_core.band`); needs `data.spacing_mm`. Training
         is unchanged. ADN: 0 (the whole image).
+    metal_fill: the CT pixels of metal are set to water before the encoders, in training and at
+        inference, and put back into the output (`madn_core.correction`). ADN: false.
     """
 
     base_channels: int = 64
@@ -106,6 +108,7 @@ class NetworkConfig:
     residual: bool = False
     content_skips: int = 0
     correction_band_mm: float = 0.0
+    metal_fill: bool = False
 
     def __post_init__(self) -> None:
         _positive_int("network.base_channels", self.base_channels)
@@ -128,6 +131,12 @@ class NetworkConfig:
             self.content_skips,
         )
         _check(isinstance(self.residual, bool), "network.residual", "true or false", self.residual)
+        _check(
+            isinstance(self.metal_fill, bool),
+            "network.metal_fill",
+            "true or false",
+            self.metal_fill,
+        )
         for name in ("encoder_norm", "decoder_norm", "up_norm", "discriminator_norm"):
             _choice(f"network.{name}", getattr(self, name), NORMS)
         _choice("network.padding", self.padding, PADDINGS)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from madn_core.band import restrict_to_band
 from madn_core.config import MADNConfig
+from madn_core.correction import correct_images
 from madn_core.model import MADN
 
 
@@ -26,13 +26,8 @@ class Corrector(nn.Module):
         self.decoder = model.decoder_clean
 
     def forward(self, corrupted: torch.Tensor, metal: torch.Tensor | None = None) -> torch.Tensor:
-        """As `MADN.correct`, implant band (`network.correction_band_mm`) included."""
-        code, features = self.encoder(corrupted)
-        net = self.config.network
-        decoded = self.decoder(
-            code, features if net.content_skips else None, corrupted if net.residual else None
-        )
-        return restrict_to_band(self.config, decoded, corrupted, metal).clamp(-1.0, 1.0)
+        """As `MADN.correct`: metal fill and implant band included (`madn_core.correction`)."""
+        return correct_images(self.config, self.encoder, self.decoder, corrupted, metal)
 
     @torch.no_grad()
     def correct(self, corrupted: torch.Tensor, metal: torch.Tensor | None = None) -> torch.Tensor:

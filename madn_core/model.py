@@ -16,8 +16,8 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from madn_core.band import restrict_to_band
 from madn_core.config import MADNConfig
+from madn_core.correction import correct_images
 from madn_core.losses import gan_discriminator_loss, gan_generator_loss, l1
 from madn_core.networks import Decoder, Encoder, PatchDiscriminator
 from madn_core.similarity import get_similarity, similarity_loss
@@ -113,14 +113,12 @@ class MADN(nn.Module):
 
     @torch.no_grad()
     def correct(self, corrupted: torch.Tensor, metal: torch.Tensor | None = None) -> torch.Tensor:
-        """Artefact-reduced images x̂ = G_I(E_Ia(x^a)): (N, C, H, W) -> (N, C, H, W) in [-1, 1].
-
-        With `network.correction_band_mm` > 0 the correction is kept only near the implant
-        (`madn_core.band`): `metal` is the (N, 1, H, W) bool metal mask, found in the CT channel
-        (HU > METAL_HU) when not given; without either (an MRI-only model and no mask) the whole
-        image is corrected."""
-        corrected = self.decode_clean(self.encoder_corrupt(corrupted), corrupted)
-        return restrict_to_band(self.config, corrected, corrupted, metal).clamp(-1.0, 1.0)
+        """Artefact-reduced images x̂ = G_I(E_Ia(x^a)): (N, C, H, W) -> (N, C, H, W) in [-1, 1],
+        with the metal fill and implant band the network config enables (`madn_core.correction`).
+        `metal`: the (N, 1, H, W) bool metal mask, found in the CT channel when not given."""
+        return correct_images(
+            self.config, self.encoder_corrupt, self.decoder_clean, corrupted, metal
+        )
 
     def forward(self, corrupted: torch.Tensor, clean: torch.Tensor) -> Outputs:
         """All generator paths of one training step; keys as in the module docstring."""

@@ -26,6 +26,7 @@ from madn_core.checkpoint import (
     save_checkpoint,
 )
 from madn_core.config import MADNConfig
+from madn_core.correction import fill_metal, find_metal
 from madn_core.ema import WeightAverage
 from madn_core.model import MADN
 
@@ -181,6 +182,8 @@ class Trainer:
         model = self.model
         model.train()
         corrupted, clean = self._to_device(corrupted), self._to_device(clean)
+        if model.config.network.metal_fill:  # the network never sees metal (madn_core.correction)
+            corrupted = fill_metal(model.config, corrupted, find_metal(model.config, corrupted))
         discriminators = model.discriminators()
         for module in discriminators:
             module.requires_grad_(False)

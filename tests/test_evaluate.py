@@ -112,6 +112,18 @@ def test_dice_and_paired_tests_measure_what_they_claim() -> None:
     summary = paired_summary(long, "v", [], "case", "B", ["A", "B"]).set_index("method")
     assert summary.loc["A", "p_vs_reference"] < 1e-4 and summary.loc["A", "significant"]
     assert math.isnan(summary.loc["B", "p_vs_reference"])
+    assert summary.loc["A", "effect_dz"] < -10  # A is ~10 below B with a tiny spread
+    assert math.isnan(summary.loc["B", "p_holm"])
+
+
+def test_holm_correction_matches_the_step_down_rule() -> None:
+    from pipelines.evaluation.paired_stats import holm
+
+    p = np.array([0.01, 0.04, math.nan, 0.03, 0.5])
+    adjusted = holm(p)  # m = 4 tests: 0.01*4, max(0.04, 0.03*3), max(0.09, 0.04*2), 0.5*1
+    np.testing.assert_allclose(adjusted[[0, 3, 1, 4]], [0.04, 0.09, 0.09, 0.5])
+    assert math.isnan(adjusted[2])
+    assert (adjusted[np.isfinite(p)] >= p[np.isfinite(p)]).all()
 
 
 def test_propagation_recovers_a_shift() -> None:

@@ -15,7 +15,18 @@ from collections.abc import Callable, Sequence
 
 import madn_core
 from madn_core.checkpoint import CheckpointError
-from tune.commands import correct, demo, evaluate, ingest, promote, report, sweep, synth, train
+from tune.commands import (
+    correct,
+    demo,
+    evaluate,
+    ingest,
+    promote,
+    report,
+    serve,
+    sweep,
+    synth,
+    train,
+)
 from tune.commands.common import UsageError
 from tune.errors import ServiceError
 
@@ -39,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add(commands)
     report.add(commands)
     correct.add(commands)
+    serve.add(commands)
     return parser
 
 

@@ -7,8 +7,9 @@ gate, and load registered models back.
 2. Its checkpoint (`best.ckpt`, the epoch validation chose, else `last.ckpt`) is scored on the
    dataset's test split with the validation code, overall and per test subject
    (`tune.evidence`): `test/...` metrics and a paired test of the per-subject gains.
-3. A promotion run logs the model with `mlflow.pytorch` (the `madn_core.Corrector`, a signature,
-   `madn_core` as code, the preprocessing as metadata) and the evidence as `evidence.json`.
+3. A promotion run logs the model as a servable pyfunc in scanner units (`tune.serving`: HU
+   slices of any size plus their spacing in, corrected HU out; a real test slice as input
+   example; the preprocessing as metadata) and the evidence as `evidence.json`.
 4. The new registry version gets alias `challenger`. It also becomes `champion` only if it
    passes the gate: its test score beats No MAR (`test/score` > 0 dB) and it beats the current
    champion, scored on the same test split now. The decision and its reason go into the
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from madn_core.checkpoint import load_model
@@ -232,6 +234,26 @@ def gate(
     return True, f"beats No MAR by {nomar_gain:+.3f} dB and the champion ({champion_score:.4f})"
 
 
+def example_slice(data: str, config: Any) -> np.ndarray:
+    """(1, C, H, W) float32: one real slice of the dataset in scanner units (CT in HU, MRI in
+    its ingested range), a test slice with metal when there is one: the pyfunc's input example."""
+    from pipelines.data.dataset import SliceDataset
+    from pipelines.data.intensity import unit_to_hu, unit_to_mri
+
+    dataset = SliceDataset(data)
+    positions = dataset.select(split="test", has_metal=True)
+    if len(positions) == 0:
+        positions = dataset.select()
+    columns = ["ct", "mri", "ct_min", "ct_max", "mri_low", "mri_high"]
+    row = dataset.read(positions[:1], columns)
+    values = {
+        "ct": unit_to_hu(row["ct"][0], float(row["ct_min"][0]), float(row["ct_max"][0])),
+        "mri": unit_to_mri(row["mri"][0], float(row["mri_low"][0]), float(row["mri_high"][0])),
+    }
+    channels = channels_for_variant(config.variant)
+    return np.stack([values[c] for c in channels])[None].astype(np.float32)
+
+
 def _log_and_register(
     uri: str,
     run: Any,
@@ -241,19 +263,12 @@ def _log_and_register(
     model_name: str,
     folder: Path,
 ) -> str:
-    """Log the Corrector and the evidence in a promotion run; register it; the version."""
+    """Log the servable pyfunc (`tune.serving`) and the evidence in a promotion run; register
+    it; the version."""
     import mlflow
-    import mlflow.pytorch
-    from mlflow.models import infer_signature
 
-    import madn_core
+    from tune.serving import log_servable_model
 
-    corrector = Corrector(model).eval()
-    channels = channels_for_variant(model.config.variant)
-    size = model.config.image_size
-    example = torch.zeros(1, len(channels), size, size)
-    with torch.no_grad():
-        output = corrector(example).numpy()
     preprocessing = _preprocessing(model.config)
     evidence_file = folder / "evidence.json"
     evidence_file.write_text(json.dumps(evidence.summary(), indent=2))
@@ -270,16 +285,8 @@ def _log_and_register(
             mlflow.log_params({"source_run_id": run.info.run_id, "data": data, **preprocessing})
             mlflow.log_metrics({k: v for k, v in evidence.scores.items() if math.isfinite(v)})
             mlflow.log_artifact(str(evidence_file))
-            info = mlflow.pytorch.log_model(
-                corrector,
-                name="model",
-                signature=infer_signature(example.numpy(), output),
-                input_example=example.numpy(),
-                metadata={"madn": preprocessing},
-                code_paths=[str(Path(madn_core.__file__).parent)],
-                serialization_format="pickle",  # keeps Corrector.config and .correct
-                pip_requirements=[f"torch>={torch.__version__.split('+')[0]}", "numpy"],
-            )
+            example = example_slice(data, model.config)
+            info = log_servable_model(model, example, folder, preprocessing)
         version = mlflow.register_model(info.model_uri, model_name)
     tags = {**preprocessing, "source_run_id": run.info.run_id, "promotion_run_id": info.run_id}
     for key, value in tags.items():
@@ -407,13 +414,10 @@ def load_registered_model(
     """A model from an MLflow URI (`models:/NAME@alias`, `models:/NAME/3`, `runs:/ID/model`)
     with `config` and `correct`, in eval mode. A trial run's `runs:/ID/checkpoint` is read as a
     training checkpoint."""
-    import mlflow
-    import mlflow.pytorch
+    import mlflow.artifacts
 
     uri = tracking.connect(tracking_uri, create=False)
     if source.startswith("runs:/") and source.rstrip("/").endswith("checkpoint"):
-        import mlflow.artifacts
-
         folder = tempfile.mkdtemp(prefix="madn-ckpt-")
         try:
             with tracking.fluent_uri(uri):
@@ -423,12 +427,34 @@ def load_registered_model(
             return load_model(path, map_location=device)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+    folder = tempfile.mkdtemp(prefix="madn-model-")
     try:
-        with tracking.fluent_uri(uri):
-            model = mlflow.pytorch.load_model(source, map_location=device)
-    except Exception as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise FileNotFoundError(f"--model {source}: cannot load from {uri}: {message}") from None
+        try:
+            with tracking.fluent_uri(uri):
+                local = Path(mlflow.artifacts.download_artifacts(source, dst_path=folder))
+        except Exception as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise FileNotFoundError(
+                f"--model {source}: cannot load from {uri}: {message}"
+            ) from None
+        model = _model_from_folder(local, device)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     if not hasattr(model, "config") or not hasattr(model, "correct"):
         raise ValueError(f"--model {source} is not a madn model (no config/correct)")
     return model.to(device).eval()
+
+
+def _model_from_folder(local: Path, device: torch.device | str) -> torch.nn.Module:
+    """The Corrector in a downloaded MLflow model folder: the servable pyfunc's checkpoint
+    artifact, or (versions registered before it) the `mlflow.pytorch` pickle."""
+    from tune.serving import CHECKPOINT_ARTIFACT
+
+    checkpoint = local / "artifacts" / "model.ckpt"
+    if checkpoint.is_file():
+        return Corrector(load_model(checkpoint, map_location=device))
+    if (local / "data").is_dir():
+        import mlflow.pytorch
+
+        return mlflow.pytorch.load_model(str(local), map_location=device)
+    raise ValueError(f"{local.name}: no {CHECKPOINT_ARTIFACT} artifact and no pytorch model")

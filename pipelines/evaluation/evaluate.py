@@ -16,10 +16,12 @@ are evaluated, as in the paper. Experiments:
 
 Every method is compared with a reference (the first MADN model, else the last model given, else
 No MAR) by two-tailed paired t-tests over the cases (subjects, or registration pairs); p < 0.05
-is marked `*` in the tables. Outputs in `out_dir`: `<experiment>_cases.csv` (one row per case),
-`<experiment>_summary.csv` (n, mean, std, p), `<experiment>.md`, `sigma_ct_boxplot.png`,
-`dice_boxplot.png`, `comparison.png` (the paper's Fig. 2: input, each method, ground truth, CT
-and MRI rows, implant outlined in red), `report.md` (all tables) and `summary.json`.
+is marked `*` in the tables, and `†` where it holds after Holm's correction over the table
+(`pipelines.evaluation.paired_stats`). Outputs in `out_dir`: `<experiment>_cases.csv` (one row
+per case), `<experiment>_summary.csv` (n, mean, std, p, p_holm, effect size d_z),
+`<experiment>.md`, `sigma_ct_boxplot.png`, `dice_boxplot.png`, `comparison.png` (the paper's
+Fig. 2: input, each method, ground truth, CT and MRI rows, implant outlined in red), `report.md`
+(all tables) and `summary.json`.
 """
 
 from __future__ import annotations
@@ -477,7 +479,9 @@ def evaluate(
     report.sections = [
         f"# Evaluation on {len(subjects)} implanted {config.split} subject(s) of "
         f"{dataset.location}\n",
-        f"Reference for the paired two-tailed t-tests: **{report.reference}**; `*`: p < 0.05.\n",
+        f"Reference for the paired two-tailed t-tests: **{report.reference}**; `*`: p < 0.05; "
+        "`†`: p < 0.05 after Holm's correction over the table's tests (the `_summary.csv` "
+        "files hold p, p_holm and the paired effect size d_z).\n",
     ]
     _sigma_experiment(report, outputs, subjects)
     if config.dice:

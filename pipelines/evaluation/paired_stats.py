@@ -5,6 +5,12 @@ column: e.g. sigma_CT in HU per (method, muscle, side, subject), or Dice per (me
 source->target pair). For each method and group the summary gives n, mean, std (ddof 1), and the
 p-value of `scipy.stats.ttest_rel` against the reference method on the cases both have (NaN for
 the reference itself or fewer than 2 paired cases), as in the paper's Figs. 3 and 4.
+
+Beside the raw p-value: `p_holm`, Holm's step-down correction over every test of the summary
+(all methods x groups of one table form one family: e.g. 8 muscle/side cells x 3 methods), and
+`effect_dz`, the paired effect size (Cohen's d_z = mean of the paired differences / their
+standard deviation, sign: method - reference). `significant` is raw p < 0.05 (the paper's
+marker `*`); `significant_holm` is p_holm < 0.05 (marker `†` in the tables).
 """
 
 from __future__ import annotations
@@ -39,13 +45,14 @@ def paired_summary(
             if not (part["method"] == method).any():
                 continue  # the method does not produce this group (e.g. LI has no MRI)
             values = by_method[method]
-            p_value = math.nan
+            p_value, effect = math.nan, math.nan
             if method != reference:
                 common = values.index.intersection(ref.index)
                 if len(common) >= 2:
                     a, b = values.loc[common].to_numpy(), ref.loc[common].to_numpy()
                     if np.any(a != b):
                         p_value = float(stats.ttest_rel(a, b).pvalue)
+                        effect = paired_effect_size(a, b)
             rows.append(
                 {
                     "method": method,
@@ -54,17 +61,45 @@ def paired_summary(
                     "mean": float(values.mean()) if len(values) else math.nan,
                     "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
                     "p_vs_reference": p_value,
+                    "effect_dz": effect,
                     "significant": bool(p_value < SIGNIFICANCE),
                 }
             )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["p_holm"] = holm(frame["p_vs_reference"].to_numpy())
+        frame["significant_holm"] = frame["p_holm"] < SIGNIFICANCE
+    return frame
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values of one family (NaN entries are not tests and stay
+    NaN): the k-th smallest of m becomes max over j <= k of min(1, (m - j + 1) p_(j))."""
+    p = np.asarray(p_values, float)
+    adjusted = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def paired_effect_size(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's d_z of paired samples (n,): mean(a - b) / std(a - b, ddof 1); NaN if constant."""
+    difference = np.asarray(a, float) - np.asarray(b, float)
+    spread = float(difference.std(ddof=1)) if len(difference) > 1 else 0.0
+    return float(difference.mean() / spread) if spread > 0 else math.nan
 
 
 def markdown_table(
     summary: pd.DataFrame, column_keys: Sequence[str], methods: Sequence[str], digits: int = 1
 ) -> str:
     """Methods as rows, one column per combination of `column_keys` values, cells "mean ± std"
-    with `*` where the paired test against the reference gives p < 0.05."""
+    with `*` where the paired test against the reference gives p < 0.05 and `†` where it
+    still does after Holm's correction over the table."""
     keys = list(column_keys)
     combos = list(dict.fromkeys(tuple(r) for r in summary[keys].itertuples(index=False)))
     header = ["method", *[" ".join(str(v) for v in combo) for combo in combos]]
@@ -83,6 +118,8 @@ def markdown_table(
             cell = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if math.isfinite(std) else "")
             if row["significant"].iloc[0]:
                 cell += " *"
+            if "significant_holm" in row and bool(row["significant_holm"].iloc[0]):
+                cell += "†"
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

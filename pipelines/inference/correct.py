@@ -165,6 +165,39 @@ def _run_network(
     return corrected
 
 
+def correct_images(
+    net: Any,
+    images: dict[str, sitk.Image],
+    batch_size: int = 16,
+    progress: bool = True,
+    all_slices: bool = False,
+) -> tuple[dict[str, np.ndarray], int, int]:
+    """Steps 1-4 of the module doc in memory: `images` by modality ("ct" in HU, "mri") ->
+    (corrected (K, H, W) float32 arrays on each input's own grid and in its own units, slices
+    on the model grid, slices the network ran on). `net`: a MADN or Corrector in eval mode."""
+    config = net.config
+    channels = channels_for_variant(config.variant)
+    _check_channels(config.variant, channels, set(images))
+    grid = model_grid(images["ct"] if "ct" in images else images["mri"], config)
+    units, params = _to_units(images, grid, config)
+    shape = grid.GetSize()[::-1]
+    padded = {name: _pad(unit, 2**config.network.num_down, -1.0) for name, unit in units.items()}
+    stacked = np.stack([padded[c][0] for c in channels], axis=1)
+    metal = metal_voxels(images, grid)
+    selected = np.ones(len(stacked), bool) if all_slices else metal_slices(metal, len(stacked))
+    if metal is not None:
+        metal = _pad(metal.astype(np.float32), 2**config.network.num_down, 0.0)[0] > 0.5
+    corrected = _run_network(net, stacked, selected, batch_size, progress, metal)
+    top, left = padded[channels[0]][1]
+    keep = None if all_slices else _metal_free_rows(images)
+    arrays: dict[str, np.ndarray] = {}
+    for c, name in enumerate(channels):
+        unit = corrected[:, c, top : top + shape[1], left : left + shape[2]]
+        rows = None if keep is None else keep.get(name)
+        arrays[name] = _back_to_input(unit, name, params[name], grid, images[name], rows)
+    return arrays, len(stacked), int(selected.sum())
+
+
 def correct_volume(
     model: torch.nn.Module | str | os.PathLike[str],
     ct: str | os.PathLike[str] | sitk.Image | None,
@@ -181,35 +214,20 @@ def correct_volume(
     file names in `names` by modality. `model`: a MADN (or madn_core Corrector) or a checkpoint
     path; `all_slices`: correct slices without metal too."""
     net = _load_network(model, resolve_device(device))
-    config = net.config
-    channels = channels_for_variant(config.variant)
+    channels = channels_for_variant(net.config.variant)
     given = {name: source for name, source in (("ct", ct), ("mri", mri)) if source is not None}
-    _check_channels(config.variant, channels, set(given))
+    _check_channels(net.config.variant, channels, set(given))
     images = {
         name: source if isinstance(source, sitk.Image) else read_volume(source, f"{name} volume")
         for name, source in given.items()
     }
     files = {**OUTPUT_NAMES, **(names or {})}
-    grid = model_grid(images["ct"] if "ct" in images else images["mri"], config)
-    units, params = _to_units(images, grid, config)
-    shape = grid.GetSize()[::-1]
-    padded = {name: _pad(unit, 2**config.network.num_down, -1.0) for name, unit in units.items()}
-    stacked = np.stack([padded[c][0] for c in channels], axis=1)
-    metal = metal_voxels(images, grid)
-    selected = np.ones(len(stacked), bool) if all_slices else metal_slices(metal, len(stacked))
-    if metal is not None:
-        metal = _pad(metal.astype(np.float32), 2**config.network.num_down, 0.0)[0] > 0.5
-    corrected = _run_network(net, stacked, selected, batch_size, progress, metal)
-    top, left = padded[channels[0]][1]
-    keep = None if all_slices else _metal_free_rows(images)
-    outputs: dict[str, Path] = {}
-    for c, name in enumerate(channels):
-        unit = corrected[:, c, top : top + shape[1], left : left + shape[2]]
-        rows = None if keep is None else keep.get(name)
-        outputs[name] = _write_back(
-            unit, name, params[name], grid, images[name], Path(out_dir) / files[name], rows
-        )
-    return CorrectionResult(outputs=outputs, slices=len(stacked), corrected=int(selected.sum()))
+    arrays, slices, corrected = correct_images(net, images, batch_size, progress, all_slices)
+    outputs = {
+        name: _write(sitk.GetImageFromArray(array), images[name], Path(out_dir) / files[name])
+        for name, array in arrays.items()
+    }
+    return CorrectionResult(outputs=outputs, slices=slices, corrected=corrected)
 
 
 def _metal_free_rows(images: dict[str, sitk.Image]) -> dict[str, np.ndarray]:
@@ -228,19 +246,17 @@ def _metal_free_rows(images: dict[str, sitk.Image]) -> dict[str, np.ndarray]:
     return rows
 
 
-def _write_back(
+def _back_to_input(
     unit: np.ndarray,
     name: str,
     params: tuple[float, float],
     grid: sitk.Image,
     original: sitk.Image,
-    out: Path,
     unchanged_rows: np.ndarray | None = None,
-) -> Path:
-    """Map a corrected (Z, H, W) unit volume back to the input's values and grid; write it to
-    the file `out`.
-    `unchanged_rows` (K,) bool: input rows returned as the input's own voxels (no resampling
-    round trip)."""
+) -> np.ndarray:
+    """A corrected (Z, H, W) unit volume mapped back to the input's values and grid, (K, H, W)
+    float32. `unchanged_rows` (K,) bool: input rows returned as the input's own voxels (no
+    resampling round trip)."""
     values = unit_to_hu(unit, *params) if name == "ct" else unit_to_mri(unit, *params)
     back = resample(_as_image(values, grid), original)
     source = sitk.GetArrayFromImage(sitk.Cast(original, sitk.sitkFloat32))
@@ -248,4 +264,4 @@ def _write_back(
         back = np.where(source > params[1], source, back)
     if unchanged_rows is not None:
         back[unchanged_rows] = source[unchanged_rows]
-    return _write(sitk.GetImageFromArray(back.astype(np.float32)), original, out)
+    return back.astype(np.float32)

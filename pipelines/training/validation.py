@@ -3,8 +3,11 @@
 Computed on the split's slices with metal (at most `max_slices`, in file order), all names
 prefixed `val/`:
 - `psnr_ct`, `ssim_ct`, `psnr_mri`, `ssim_mri`: corrected vs ground truth (when the dataset has
-  it), on images in [-1, 1] (data range 2); `psnr_ct_near`, `psnr_mri_near`: the same inside a
-  band of NEAR_MM around the implant (metal excluded). `nomar/...`: the same for the
+  it), on images in [-1, 1] (data range 2), over every pixel but the metal, as `madn evaluate`
+  and MAR papers measure "overall" (the metal's own pixels are clipped in the input and say
+  nothing about artefacts; counting them once made val/score reward changes inside the implant
+  that the test table never sees); `psnr_ct_near`, `psnr_mri_near`: the same inside a band of
+  NEAR_MM around the implant (metal excluded). `nomar/...`: the same for the
   uncorrected input, the baseline each epoch is compared with.
 - `sigma_ct_gmax`, `..._gmed`, `..._gmin`, `..._tfl`: standard deviation of the corrected CT in
   HU inside each labelled muscle (both sides; slices with >= MIN_MUSCLE_PIXELS), mean over slices;
@@ -134,8 +137,9 @@ class Validator:
                 pred = torch.from_numpy(output[modality])[:, None]
                 target = torch.from_numpy(data[f"{modality}_clean"])[:, None]
                 band = torch.from_numpy(self.band)[:, None]
-                metrics[f"psnr_{modality}"] = _finite_mean(psnr(pred, target, 2.0))
-                metrics[f"ssim_{modality}"] = _finite_mean(ssim(pred, target, 2.0))
+                outside_metal = torch.from_numpy(~self.metal)[:, None]
+                metrics[f"psnr_{modality}"] = _finite_mean(psnr(pred, target, 2.0, outside_metal))
+                metrics[f"ssim_{modality}"] = _finite_mean(ssim(pred, target, 2.0, outside_metal))
                 metrics[f"psnr_{modality}_near"] = _finite_mean(psnr(pred, target, 2.0, band))
         hu = unit_to_hu(output["ct"], *self.window)
         sigmas = muscle_sigmas(hu, data["labels"])

@@ -13,8 +13,9 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="register the best trial's model in the MLflow registry",
         description=(
             "Evaluate the best trial of the experiment's latest sweep (or --sweep, --run-id, "
-            "--variant) on the test split, overall and per subject, log it with mlflow.pytorch "
-            "and register a version with alias `challenger`. It becomes `champion` only if its "
+            "--variant) on the test split, overall and per subject, log it as a servable MLflow "
+            "pyfunc (HU slices of any size in, corrected HU out; see madn serve) and register a "
+            "version with alias `challenger`. It becomes `champion` only if its "
             "test score beats No MAR (> 0 dB) and the current champion; otherwise the command "
             "says why and exits with status 3."
         ),

@@ -1,0 +1,94 @@
+"""The correction path, shared by `MADN.correct` and the exported `Corrector`.
+
+    x̂ = restore(band(G_I(E_Ia(fill(x^a))), x^a))
+
+1. **Metal fill** (`network.metal_fill`): the CT pixels of metal are set to FILL_HU (water)
+   before the encoder. Metal saturates the CT window (+1 in [-1, 1], against about -0.3 for
+   muscle); an encoder that downsamples 4x smears that blob into the tissue around it, and the
+   decoder answers with bright and dark rings within a few millimetres of the implant, exactly
+   where MAR is judged. Other channels are left as they are (in MRI the implant is a signal
+   void already). Training fills the corrupted batch the same way (`madn_core.trainer`).
+2. G_I(E_Ia(.)): ADN's artefact-reduced image (with content skips or the residual base when the
+   network config enables them).
+3. **Implant band** (`network.correction_band_mm`, `madn_core.band`): the output is kept near
+   the metal and fades back to the input beyond.
+4. **Metal restore** (with metal fill): the input's own metal pixels go back into the output,
+   so the implant stays visible in the corrected image.
+
+`metal` is an (N, 1, H, W) bool mask; when not given it is found in the CT channel
+(`madn_core.band.metal_from_ct`). Without a CT channel and without a mask nothing is filled or
+banded.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from madn_core.band import blend_in_band, metal_from_ct
+from madn_core.config import MADNConfig
+
+FILL_HU = 0.0  # water: what metal pixels become before the network (metal_fill)
+
+
+def find_metal(
+    config: MADNConfig, images: torch.Tensor, metal: torch.Tensor | None = None
+) -> torch.Tensor | None:
+    """(N, 1, H, W) bool metal mask of (N, C, H, W) images in [-1, 1]: `metal` reshaped, else
+    found in the CT channel (None for a model without one)."""
+    if metal is not None:
+        return metal.to(images.device).bool().reshape(len(images), 1, *images.shape[2:])
+    if "ct" not in config.channels:
+        return None
+    ct = config.channels.index("ct")
+    return metal_from_ct(images[:, ct : ct + 1], config.data.ct_window_hu)
+
+
+def fill_metal(
+    config: MADNConfig, images: torch.Tensor, metal: torch.Tensor | None
+) -> torch.Tensor:
+    """(N, C, H, W) images with the CT channel set to FILL_HU (mapped through the CT window)
+    where `metal` (N, 1, H, W) is true; unchanged without metal_fill, a mask or a CT channel."""
+    if not config.network.metal_fill or metal is None or "ct" not in config.channels:
+        return images
+    low, high = config.data.ct_window_hu
+    fill = 2.0 * (FILL_HU - low) / (high - low) - 1.0
+    ct = config.channels.index("ct")
+    filled = images.clone()
+    filled[:, ct : ct + 1] = images[:, ct : ct + 1].masked_fill(metal, fill)
+    return filled
+
+
+def correct_images(
+    config: MADNConfig,
+    encoder: nn.Module,
+    decoder: nn.Module,
+    corrupted: torch.Tensor,
+    metal: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """x^a (N, C, H, W) in [-1, 1] -> x̂ (N, C, H, W) in [-1, 1] through steps 1-4 of the
+    module doc, with `encoder` E_Ia and `decoder` G_I."""
+    net = config.network
+    needs_mask = net.metal_fill or net.correction_band_mm > 0
+    mask = find_metal(config, corrupted, metal) if needs_mask else None
+    image = fill_metal(config, corrupted, mask)
+    code, features = encoder(image)
+    corrected = decoder(
+        code, features if net.content_skips else None, image if net.residual else None
+    )
+    if net.correction_band_mm > 0 and mask is not None:
+        _check_spacing(config)
+        corrected = blend_in_band(
+            corrected, corrupted, mask, net.correction_band_mm, config.data.spacing_mm
+        )
+    if net.metal_fill and mask is not None:
+        corrected = torch.where(mask.expand_as(corrected), corrupted, corrected)
+    return corrected.clamp(-1.0, 1.0)
+
+
+def _check_spacing(config: MADNConfig) -> None:
+    if config.data.spacing_mm <= 0:
+        raise ValueError(
+            "network.correction_band_mm needs data.spacing_mm (the model's pixel spacing), "
+            "which this model does not record"
+        )
