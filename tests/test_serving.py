@@ -36,9 +36,9 @@ def registered(trained_run: Path, dataset_path: str, tmp_path_factory: pytest.Te
     folder = tmp_path_factory.mktemp("serving")
     uri = tracking.connect(f"sqlite:///{folder / 'mlflow.db'}")
     model = load_model(trained_run / "last.ckpt")
+    experiment_id = tracking.ensure_experiment(uri, "serving")  # artifacts beside the store
     with tracking.fluent_uri(uri):
-        mlflow.set_experiment("serving")
-        with mlflow.start_run():
+        with mlflow.start_run(experiment_id=experiment_id):
             example = example_slice(dataset_path, model.config)
             info = log_servable_model(model, example, folder, {"variant": model.config.variant})
         version = mlflow.register_model(info.model_uri, MODEL)

@@ -211,28 +211,6 @@ def _trainable(settings: SweepSettings, trial_settings: Any) -> Any:
     return tune.with_resources(tune.with_parameters(run_trial, settings=trial_settings), resources)
 
 
-def provenance_tags(dataset: SliceDataset) -> dict[str, str]:
-    """Tags that say what a sweep ran on: the dataset (content key, location, image size) and
-    the code (git commit of this checkout, when it is one; MLflow shows it as the source)."""
-    import subprocess
-
-    tags = {
-        "madn.dataset_key": str(dataset.info.get("key", "")),
-        "madn.dataset": redact(dataset.location),
-        "madn.image_size": str(dataset.size),
-    }
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    return tags
-
-
 def _log_sweep_config(uri: str, run_id: str, settings: SweepSettings, space: SearchSpace) -> None:
     params = {
         k: redact(v) if isinstance(v, str) else v
@@ -372,8 +350,9 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
         parent = tracking.start_sweep_run(uri, experiment_id, sweep, settings.resume)
         if not settings.resume:
             _log_sweep_config(uri, parent, settings, space)
-            for key, value in provenance_tags(dataset).items():
+            for key, value in tracking.provenance_tags(dataset).items():
                 tracking.with_retries(tracking.client(uri).set_tag, parent, key, value)
+            tracking.log_dataset_input(uri, parent, dataset)
         trial_settings = TrialSettings(
             data=data,
             model={**settings.model, "epochs": settings.epochs},

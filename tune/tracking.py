@@ -364,3 +364,59 @@ def finish_run(uri: str, run_id: str, status: str, tags: Mapping[str, str] = {})
     for key, value in tags.items():
         with_retries(tracking.set_tag, run_id, key, value)
     with_retries(tracking.set_terminated, run_id, status)
+
+
+def provenance_tags(dataset: Any) -> dict[str, str]:
+    """Tags that say what a run ran on: the dataset (content key, location, image size) and
+    the code (madn version; git commit of this checkout, when it is one, which MLflow shows as
+    the source)."""
+    import subprocess
+
+    import madn_core
+    from pipelines.data.locations import redact
+
+    tags = {
+        "madn.dataset_key": str(dataset.info.get("key", "")),
+        "madn.dataset": redact(dataset.location),
+        "madn.image_size": str(dataset.size),
+        "madn.version": madn_core.__version__,
+    }
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def log_dataset_input(uri: str, run_id: str, dataset: Any) -> None:
+    """Log the ingested dataset as the run's MLflow dataset input (name: its content key,
+    source: its location, context "training"), so the UI's Datasets column shows it."""
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    from pipelines.data.locations import redact
+
+    key = str(dataset.info.get("key", "")) or "dataset"
+    source = HTTPDatasetSource(url=redact(dataset.location))
+    entity = MetaDataset(source=source, name=key, digest=key[:36])._to_mlflow_entity()
+    with_retries(
+        client(uri).log_inputs,
+        run_id,
+        datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", "training")])],
+    )
+
+
+def log_sample_grid(uri: str, run_id: str, png: Path, step: int) -> None:
+    """Log the sample grid `png` with `log_image` under key "samples" at `step` (the UI's
+    image step slider)."""
+    from PIL import Image
+
+    with Image.open(png) as image:
+        pixels = image.convert("RGB")
+        with_retries(client(uri).log_image, run_id, pixels, key="samples", step=step)

@@ -1,8 +1,10 @@
 """The Ray Tune trainable: one sweep trial trains one model with `pipelines.training.train`.
 
-Each epoch the trial logs its metrics and the sample image grid to its nested MLflow run, then
-reports the metrics with a checkpoint (the run folder: last.ckpt, config.json, metrics.jsonl,
-samples.png) to Ray Tune, which persists it under the sweep's `storage_path`. A retried or
+Each epoch the trial logs its metrics and the sample image grid (as `samples/epoch_NNN.png` and
+with `log_image` under key "samples", which the MLflow UI shows with a step slider) to its
+nested MLflow run, then reports the metrics with a checkpoint (the run folder: last.ckpt,
+config.json, metrics.jsonl, samples.png) to Ray Tune, which persists it under the sweep's
+`storage_path`. A retried or
 resumed trial starts from that checkpoint and continues its existing MLflow run. The trial
 records the Ray node it ran on (`madn.node`, `madn.node_id`; every node it used in
 `madn.nodes`).
@@ -79,6 +81,7 @@ class _Reporter(TrainerCallback):
             tracking.with_retries(
                 tracking.client(uri).log_artifact, self.run_id, str(staged), "samples"
             )
+            tracking.log_sample_grid(uri, self.run_id, samples, epoch)  # the UI's step slider
         checkpoint_dir = Path(tempfile.mkdtemp(prefix="madn-report-"))
         try:
             for name in (

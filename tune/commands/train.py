@@ -8,7 +8,16 @@ from typing import Any
 from tune.commands.common import positive_int, settings_from_file_and_flags
 from tune.train_settings import CONFIG_KEYS, RECIPE_STEPS, build_config
 
-FILE_ONLY_KEYS = {"data", "variant", "out", "resume", "model", "recipe"}
+FILE_ONLY_KEYS = {
+    "data",
+    "variant",
+    "out",
+    "resume",
+    "model",
+    "recipe",
+    "experiment",
+    "tracking_uri",
+}
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -20,7 +29,10 @@ def add(commands: argparse._SubParsersAction) -> None:
             "validating every epoch. Writes config.json, last.ckpt, metrics.jsonl and "
             "samples.png to --out; --resume continues exactly from last.ckpt. Settings may come "
             "from --config FILE.yaml with the same keys as the flags (underscores; a `model` "
-            "mapping takes any other MADNConfig field); flags win."
+            "mapping takes any other MADNConfig field); flags win. With --experiment (or "
+            "--tracking-uri) the training is an MLflow run: params, per-epoch metrics and "
+            "sample images, the dataset, and the checkpoints, which `madn promote --run-id` "
+            "can promote."
         ),
     )
     parser.add_argument("--data", help="dataset folder or URI (CACHE/<key>)")
@@ -57,6 +69,10 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="run folder (default: runs/<variant>)")
     parser.add_argument("--resume", action="store_true", default=None, help="continue --out")
     parser.add_argument("--config", help="YAML/JSON file of the same settings")
+    parser.add_argument("--experiment", help="track the run in this MLflow experiment")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db; implies tracking)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -85,11 +101,37 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(settings, dataset.size)
         print(f"recipe quality: {settings['epochs']} epochs (about {RECIPE_STEPS} steps)")
     out = settings.get("out") or f"runs/{config.variant}"
+    if settings.get("experiment") or settings.get("tracking_uri"):
+        return _run_tracked(settings, dataset, config, out)
     result = train_model(dataset, config, out, resume=bool(settings.get("resume")))
+    _print_result(result)
+    return 0
+
+
+def _run_tracked(settings: dict[str, Any], dataset: Any, config: Any, out: str) -> int:
+    """Train inside an MLflow run (`tune.train_run`); print how to promote it."""
+    from pathlib import Path
+
+    from pipelines.training.train import train_model
+    from tune.train_run import tracked_training
+
+    experiment = settings.get("experiment") or "madn-train"
+    resume = bool(settings.get("resume"))
+    with tracked_training(
+        experiment, settings.get("tracking_uri"), dataset, config, Path(out), settings
+    ) as (uri, run_id, logger):
+        result = train_model(dataset, config, out, resume=resume, callbacks=[logger])
+    _print_result(result)
+    print(f"MLflow run {run_id} in experiment {experiment!r} ({uri})")
+    print(f"promote it: madn promote --experiment {experiment} --run-id {run_id}", end="")
+    print(f" --tracking-uri {uri}" if settings.get("tracking_uri") else "")
+    return 0
+
+
+def _print_result(result: Any) -> None:
     last = result.history[-1] if result.history else {}
     shown = ("val/score", "val/psnr_ct", "val/nomar/psnr_ct", "val/sigma_ct", "val/nomar/sigma_ct")
     for key in shown:
         if key in last:
             print(f"  {key}: {last[key]:.3f}")
     print(f"run folder: {result.out_dir} (best.ckpt, last.ckpt, metrics.jsonl, samples.png)")
-    return 0
