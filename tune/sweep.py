@@ -122,7 +122,8 @@ class SweepResult:
 
 def storage_root(settings: SweepSettings) -> str:
     """The storage path or URI, absolute when local."""
-    storage = settings.storage or str(Path(settings.workdir) / DEFAULT_STORAGE)
+    workdir = tracking.madn_home() if settings.workdir == "." else Path(settings.workdir)
+    storage = settings.storage or str(workdir / DEFAULT_STORAGE)
     if is_uri(storage):
         return storage
     return str(Path(storage).expanduser().resolve())

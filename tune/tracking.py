@@ -5,7 +5,8 @@ Layout: one experiment per sweep name; a parent run per sweep (tag `madn.role=sw
 `madn.trial_id=<Tune trial id>`, `mlflow.parentRunId`). A trial's run is found by its trial id
 before one is created, so retries and resumed sweeps never duplicate it.
 
-Embedded default: `sqlite:///<workdir>/mlflow.db` with artifacts in `<workdir>/mlartifacts`
+Embedded default: `sqlite:///<workdir>/mlflow.db` with artifacts in `<workdir>/mlartifacts`;
+the workdir is the current folder, or `$MADN_HOME` when that is set (`madn_home`)
 (the store and the experiment are created in the driver before any trial starts: concurrent
 trials racing to create a new sqlite schema was seen to kill a trial). On a cluster pass an
 `http(s)://` tracking server; artifacts then go through the server.
@@ -47,12 +48,21 @@ class TrackingError(ServiceError):
     """The tracking store cannot be used; the message says which and why."""
 
 
+def madn_home(default: str | os.PathLike[str] = ".") -> Path:
+    """Where default stores and outputs go: `$MADN_HOME` when set (created on first write),
+    else `default` (the current folder)."""
+    home = os.environ.get("MADN_HOME", "").strip()
+    return Path(home).expanduser() if home else Path(default)
+
+
 def resolve_tracking_uri(uri: str | None = None, workdir: str | os.PathLike[str] = ".") -> str:
-    """`uri`, else $MLFLOW_TRACKING_URI, else the embedded sqlite store in `workdir`; a relative
-    sqlite path is made absolute (trials run in other working folders)."""
+    """`uri`, else $MLFLOW_TRACKING_URI, else the embedded sqlite store in `workdir` (the
+    default "." meaning `madn_home()`); a relative sqlite path is made absolute (trials run in
+    other working folders)."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or ""
     if not uri:
-        return f"sqlite:///{(Path(workdir) / DEFAULT_DB).resolve()}"
+        folder = madn_home() if str(workdir) == "." else Path(workdir)
+        return f"sqlite:///{(folder / DEFAULT_DB).resolve()}"
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return f"sqlite:///{Path(uri[len('sqlite:///') :]).resolve()}"
     if "://" not in uri:  # a bare folder: MLflow's file store is deprecated, use sqlite in it

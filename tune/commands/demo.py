@@ -30,7 +30,9 @@ def add(commands: argparse._SubParsersAction) -> None:
             "MLflow on sqlite in --out."
         ),
     )
-    parser.add_argument("--out", default="madn_work/demo", help="output folder (%(default)s)")
+    parser.add_argument(
+        "--out", help="output folder (default: madn_work/demo, or $MADN_HOME/demo when set)"
+    )
     parser.add_argument("--subjects", type=positive_int, default=16, help="(%(default)s)")
     parser.add_argument("--size", type=positive_int, default=64, help="pixels (%(default)s)")
     parser.add_argument("--slices", type=positive_int, default=12, help="(%(default)s)")
@@ -47,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.size < 32 or args.size % 4:
         raise UsageError(f"--size must be >= 32 and divisible by 4, got {args.size}")
     start = time.monotonic()
-    out = Path(args.out).resolve()
+    from tune.tracking import madn_home
+
+    out = Path(args.out or madn_home("madn_work") / "demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
     data = _prepare_data(args, out)
     name = time.strftime("demo-%Y%m%d-%H%M%S")

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from tune.commands.common import positive_int, settings_from_file_and_flags
+from tune.tracking import madn_home
 from tune.train_settings import CONFIG_KEYS, RECIPE_STEPS, build_config
 
 FILE_ONLY_KEYS = {
@@ -66,7 +67,9 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
     parser.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
-    parser.add_argument("--out", help="run folder (default: runs/<variant>)")
+    parser.add_argument(
+        "--out", help="run folder (default: runs/<variant>, under $MADN_HOME when set)"
+    )
     parser.add_argument("--resume", action="store_true", default=None, help="continue --out")
     parser.add_argument("--config", help="YAML/JSON file of the same settings")
     parser.add_argument("--experiment", help="track the run in this MLflow experiment")
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         settings["epochs"] = default_epochs(dataset, config.train.batch_size)
         config = build_config(settings, dataset.size)
         print(f"recipe quality: {settings['epochs']} epochs (about {RECIPE_STEPS} steps)")
-    out = settings.get("out") or f"runs/{config.variant}"
+    out = settings.get("out") or str(madn_home() / "runs" / config.variant)
     if settings.get("experiment") or settings.get("tracking_uri"):
         return _run_tracked(settings, dataset, config, out)
     result = train_model(dataset, config, out, resume=bool(settings.get("resume")))
