@@ -121,6 +121,8 @@ def test_promote_report_and_correct_with_registry_uri(
         assert text in report
     assert (tmp_path / "report" / "objective_vs_lambda.png").stat().st_size > 0
     assert (tmp_path / "report" / "objective_vs_sigma.png").stat().st_size > 0
+    assert (tmp_path / "report" / "learning_curves.png").stat().st_size > 0
+    assert "learning_curves.png" in report
     logged = {a.path for a in client.list_artifacts(result.parent_run_id, "report")}
     assert "report/report.md" in logged
 

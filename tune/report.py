@@ -5,8 +5,10 @@ Reads the experiment's latest sweep (or a given sweep run) and its trial runs, a
 - `trials.csv`: one row per trial (parameters, outcome, epochs done, last objective);
 - `summary.csv` / the report table: per similarity metric (and per baseline variant) the number
   of trials, how many finished, the best and the median objective;
-- `objective_vs_lambda.png` (log lambda_sim, coloured by metric, baselines as dashed lines) and
+- `objective_vs_lambda.png` (log lambda_sim, coloured by metric, baselines as dashed lines,
+  trials ASHA stopped early hollow, the No MAR 0 dB line for score metrics) and
   `objective_vs_sigma.png` (LNCC trials);
+- `learning_curves.png`: the objective per epoch of every trial (a cross where ASHA stopped it);
 - parameter importances (Optuna's fANOVA over the MADN trials' parameters present in all of
   them), when at least 3 trials have an objective;
 - `best_trial_samples.png`: the best trial's last sample grid;
@@ -120,13 +122,37 @@ def importances(trials: pd.DataFrame, mode: str) -> dict[str, float]:
     return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
 
 
+def _no_mar_line(ax: Any, metric: str) -> None:
+    """The 0 dB line of a score metric (its value for No MAR, the uncorrected input)."""
+    if metric.endswith("score"):
+        ax.axhline(0.0, color="k", linewidth=1.2)
+        ax.annotate(
+            "No MAR (0 dB)",
+            (0.99, 0.0),
+            xycoords=("axes fraction", "data"),
+            fontsize=7,
+            ha="right",
+            va="bottom",
+        )
+
+
 def _scatter(trials: pd.DataFrame, x: str, path: Path, metric: str, log: bool) -> Path:
+    """`metric` vs parameter `x` per MADN trial, coloured by similarity; trials ASHA stopped
+    early are hollow; baselines as dashed lines; the No MAR line for score metrics."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     madn = trials[trials["variant"] == "madn"]
     for similarity, part in madn.groupby("similarity"):
         part = part[part[x].notna()]
-        if len(part):
-            ax.scatter(part[x], part["objective"], label=similarity, color=COLOURS.get(similarity))
+        colour = COLOURS.get(similarity)
+        stopped = part["outcome"] == "stopped_early"
+        if (~stopped).any():
+            done = part[~stopped]
+            ax.scatter(done[x], done["objective"], label=similarity, color=colour)
+        if stopped.any():
+            early = part[stopped]
+            ax.scatter(early[x], early["objective"], facecolors="none", edgecolors=colour)
+    if (madn["outcome"] == "stopped_early").any():
+        ax.scatter([], [], facecolors="none", edgecolors="0.3", label="stopped early (ASHA)")
     for _, row in trials[trials["variant"] != "madn"].iterrows():
         if math.isfinite(row["objective"]):
             ax.axhline(row["objective"], linestyle="--", color="0.4", linewidth=1)
@@ -138,12 +164,41 @@ def _scatter(trials: pd.DataFrame, x: str, path: Path, metric: str, log: bool) -
                 color="0.3",
                 va="bottom",
             )
+    _no_mar_line(ax, metric)
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(x)
     ax.set_ylabel(metric)
     ax.legend(title="similarity", fontsize=8)
     ax.set_title(f"{metric} vs {x}", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def learning_curves(client: Any, trials: pd.DataFrame, metric: str, path: Path) -> Path:
+    """`metric` per epoch of every trial (MLflow metric history), coloured by group: a cross
+    where ASHA stopped a trial early, a dot where a finished trial ended; the No MAR line."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    groups = list(dict.fromkeys(trials["group"]))
+    palette = {g: COLOURS.get(g, f"C{3 + i}") for i, g in enumerate(groups)}
+    for _, row in trials.iterrows():
+        history = tracking.with_retries(client.get_metric_history, row["run_id"], metric)
+        points = sorted((m.step, m.value) for m in history if math.isfinite(m.value))
+        if not points:
+            continue
+        steps, values = zip(*points, strict=True)
+        colour = palette[row["group"]]
+        ax.plot(steps, values, color=colour, linewidth=1, alpha=0.8)
+        marker = "x" if row["outcome"] == "stopped_early" else "o"
+        ax.plot(steps[-1], values[-1], marker=marker, color=colour, markersize=5)
+    for group in groups:
+        ax.plot([], [], color=palette[group], label=group)
+    ax.plot([], [], "x", color="0.3", label="stopped early (ASHA)")
+    _no_mar_line(ax, metric)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7)
+    ax.set_title(f"learning curves: {metric} per trial", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -221,6 +276,7 @@ def _report_lines(
         lines.append(f"n/a: {note}")
     shown = trials[["trial", "group", "lambda_sim", "sigma", "outcome", "epochs_done", "objective"]]
     lines += ["", "## Trials", "", _markdown(shown), "", "## Figures", ""]
+    lines.append("![learning curves](learning_curves.png)")
     lines.append("![objective vs lambda](objective_vs_lambda.png)")
     if (out / "objective_vs_sigma.png").exists():
         lines.append("![objective vs sigma](objective_vs_sigma.png)")
@@ -258,6 +314,7 @@ def build_report(
     _scatter(trials, "lambda_sim", out / "objective_vs_lambda.png", metric, log=True)
     if trials["sigma"].notna().any():
         _scatter(trials, "sigma", out / "objective_vs_sigma.png", metric, log=False)
+    learning_curves(client, trials, metric, out / "learning_curves.png")
     scored = trials[trials["objective"].notna()]
     best = scored.iloc[0] if len(scored) else None
     if best is not None:
