@@ -14,7 +14,8 @@ Seeded, end to end on the synthetic benchmark:
 
 Environment (defaults fit 2 CPU cores in about 45 minutes): OUT, SUBJECTS, METAL_FRACTION, SIZE,
 SLICES, TEST_SUBJECTS, STEPS (generator steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR,
-RESIDUAL, SKIPS, NORM, EMA, BAND_MM, METAL_FILL, PARALLEL, WORKERS, DEVICE, DOCS.
+RESIDUAL, SKIPS, NORM, EMA, BAND_MM, MRI_BAND_MM, METAL_FILL, LAMBDA_IDT, PARALLEL, WORKERS,
+DEVICE, DOCS.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def settings() -> dict[str, Any]:
         "norm": env("NORM", "none"),
         "ema": env("EMA", 0.999),
         "band_mm": env("BAND_MM", 30.0),
+        "mri_band_mm": env("MRI_BAND_MM", 10.0),
         "metal_fill": env("METAL_FILL", True),
+        "lambda_idt": env("LAMBDA_IDT", 10.0),
         "parallel": env("PARALLEL", 2),
         "workers": env("WORKERS", 2),
         "device": env("DEVICE", "cpu"),
@@ -138,8 +141,10 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "decoder_norm": norm,
                 "up_norm": "layer" if norm == "layer" else norm,
                 "correction_band_mm": s["band_mm"],
+                "mri_band_mm": s["mri_band_mm"],
                 "metal_fill": s["metal_fill"],
             },
+            "loss": {"lambda_idt": s["lambda_idt"]},
             "optim": {"lr": s["lr"]},
             "train": {
                 "epochs": epochs,

@@ -90,6 +90,9 @@ class NetworkConfig:
     correction_band_mm: `MADN.correct` applies the correction within this distance of metal and
         fades back to the input by twice it (`madn_core.band`); needs `data.spacing_mm`. Training
         is unchanged. ADN: 0 (the whole image).
+    mri_band_mm: the band of the MRI channel, when it differs from the CT's: MRI artefacts of an
+        implant (signal void, distortion) stay within a few centimetres of it, CT streaks cross
+        the slice. 0: the MRI channel uses correction_band_mm.
     metal_fill: the CT pixels of metal are set to water before the encoders, in training and at
         inference, and put back into the output (`madn_core.correction`). ADN: false.
     """
@@ -108,11 +111,13 @@ class NetworkConfig:
     residual: bool = False
     content_skips: int = 0
     correction_band_mm: float = 0.0
+    mri_band_mm: float = 0.0
     metal_fill: bool = False
 
     def __post_init__(self) -> None:
         _positive_int("network.base_channels", self.base_channels)
         _finite_float("network.correction_band_mm", self.correction_band_mm)
+        _finite_float("network.mri_band_mm", self.mri_band_mm)
         _positive_int("network.num_down", self.num_down, minimum=0)
         _positive_int("network.num_res", self.num_res, minimum=0)
         _positive_int("network.num_sides", self.num_sides, minimum=0)
@@ -144,6 +149,9 @@ class NetworkConfig:
         _positive_int("network.discriminator_layers", self.discriminator_layers)
 
 
+LAMBDAS = ("lambda_adv", "lambda_rec", "lambda_cycle", "lambda_art", "lambda_idt", "lambda_sim")
+
+
 @dataclass
 class LossConfig:
     """Weights and choices of the MADN objective (paper eqs. 1-8).
@@ -153,6 +161,8 @@ class LossConfig:
     lambda_rec: weight of the reconstruction term |x̂a - xa|_1 + |ŷ - y|_1.
     lambda_cycle: weight of L_cycle: self-reduction, plus self-synthesis when full_cycle is on.
     lambda_art: weight of the artefact-consistency term |(xa - x̂) - (ŷa - y)|_1.
+    lambda_idt: weight of the identity term |G_I(E_Ia(y)) - y|_1 (CycleGAN's identity mapping
+        loss: the correction path leaves a clean image as it is); 0 (off) in ADN.
     full_cycle: add self-synthesis |G_Ia(E_I(x̂), a) - xa|_1 (eq. 7); None: the variant's default.
     similarity: "lncc", "cc" or "nmi"; used only by variants with a similarity loss.
     lambda_sim: weight of L_sim = 1 - mean |S(x̂_CT, x̂_MRI)|.
@@ -165,6 +175,7 @@ class LossConfig:
     lambda_rec: float = 20.0
     lambda_cycle: float = 20.0
     lambda_art: float = 20.0
+    lambda_idt: float = 0.0
     full_cycle: bool | None = None
     similarity: str = "lncc"
     lambda_sim: float = 1.0
@@ -173,7 +184,7 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         _choice("loss.gan_mode", self.gan_mode, GAN_MODES)
-        for name in ("lambda_adv", "lambda_rec", "lambda_cycle", "lambda_art", "lambda_sim"):
+        for name in LAMBDAS:
             _finite_float(f"loss.{name}", getattr(self, name))
         _check(
             self.full_cycle is None or isinstance(self.full_cycle, bool),

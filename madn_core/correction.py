@@ -11,7 +11,8 @@
 2. G_I(E_Ia(.)): ADN's artefact-reduced image (with content skips or the residual base when the
    network config enables them).
 3. **Implant band** (`network.correction_band_mm`, `madn_core.band`): the output is kept near
-   the metal and fades back to the input beyond.
+   the metal and fades back to the input beyond (the MRI channel within `network.mri_band_mm`
+   when that is set: MRI artefacts stay near the implant, CT streaks cross the slice).
 4. **Metal restore** (with metal fill): the input's own metal pixels go back into the output,
    so the implant stays visible in the corrected image.
 
@@ -77,13 +78,34 @@ def correct_images(
         code, features if net.content_skips else None, image if net.residual else None
     )
     if net.correction_band_mm > 0 and mask is not None:
-        _check_spacing(config)
-        corrected = blend_in_band(
-            corrected, corrupted, mask, net.correction_band_mm, config.data.spacing_mm
-        )
+        corrected = blend_channels_in_band(config, corrected, corrupted, mask)
     if net.metal_fill and mask is not None:
         corrected = torch.where(mask.expand_as(corrected), corrupted, corrected)
     return corrected.clamp(-1.0, 1.0)
+
+
+def channel_bands_mm(config: MADNConfig) -> list[float]:
+    """The implant band (mm) of each of the model's channels: `network.mri_band_mm` for the MRI
+    channel when set, `network.correction_band_mm` otherwise."""
+    net = config.network
+    mri = net.mri_band_mm if net.mri_band_mm > 0 else net.correction_band_mm
+    return [mri if name == "mri" else net.correction_band_mm for name in config.channels]
+
+
+def blend_channels_in_band(
+    config: MADNConfig, corrected: torch.Tensor, corrupted: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """`corrected` (N, C, H, W) kept within each channel's implant band of `mask` (N, 1, H, W)
+    and faded back to `corrupted` beyond (`madn_core.band`)."""
+    _check_spacing(config)
+    bands = channel_bands_mm(config)
+    blended = corrected.clone()
+    for band in set(bands):
+        index = [c for c, b in enumerate(bands) if b == band]
+        blended[:, index] = blend_in_band(
+            corrected[:, index], corrupted[:, index], mask, band, config.data.spacing_mm
+        )
+    return blended
 
 
 def _check_spacing(config: MADNConfig) -> None:

@@ -7,6 +7,7 @@ batch y, each (N, C, H, W) in [-1, 1] with C = 1 (adn-ct, adn-mr) or 2 (CT, MRI)
     ŷ^a = G_Ia(c, a)   ["hl"]   ŷ = G_I(c)   ["hh"]
     self-reduction  G_I(E_Ia(ŷ^a))  -> y    ["hlh"]
     self-synthesis  G_Ia(E_I(x̂), a) -> x^a  ["lhl", MADN's full cycle]
+    identity        G_I(E_Ia(y))    -> y    [CycleGAN's identity loss, when lambda_idt > 0]
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class MADN(nn.Module):
                 self.encoder_corrupt(clean_corrupted), clean_corrupted
             ),
         }
+        if self.config.loss.lambda_idt > 0:
+            outputs["clean_identity"] = self.decode_clean(self.encoder_corrupt(clean), clean)
         if self.config.full_cycle:
             outputs["self_synthesis"] = self.decode_corrupt(
                 self.encoder_clean(corrected)[0], artefact, corrected
@@ -170,6 +173,9 @@ class MADN(nn.Module):
             + loss.lambda_cycle * terms["self_reduction"]
             + loss.lambda_art * terms["art"]
         )
+        if "clean_identity" in out:
+            terms["idt"] = l1(out["clean_identity"], clean)
+            total = total + loss.lambda_idt * terms["idt"]
         if "self_synthesis" in out:
             terms["self_synthesis"] = l1(out["self_synthesis"], corrupted)
             total = total + loss.lambda_cycle * terms["self_synthesis"]

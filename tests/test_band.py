@@ -62,3 +62,23 @@ def test_band_needs_the_pixel_spacing() -> None:
     images = torch.ones(1, 1, 32, 32)
     with pytest.raises(ValueError, match=r"needs data\.spacing_mm"):
         MADN(config).correct(images)
+
+
+def test_mri_channel_has_its_own_narrower_band() -> None:
+    """network.mri_band_mm: the MRI channel returns to its input beyond twice its own band while
+    the CT channel is still corrected there."""
+    settings = {"data.spacing_mm": 1.0, "data.ct_window_hu": (-1000.0, 3000.0)}
+    wide = {**settings, "network.correction_band_mm": 8.0}
+    config = tiny_config("multichannel").with_overrides({**wide, "network.mri_band_mm": 3.0})
+    model = MADN(config).eval()
+    images = torch.rand(1, 2, 32, 32) * 0.5 - 0.5
+    images[0, 0, 4:6, 4:6] = 1.0  # metal in the CT channel's corner
+    out = model.correct(images)
+    same = MADN(tiny_config("multichannel").with_overrides(wide)).eval()
+    same.load_state_dict(model.state_dict())
+    reference = same.correct(images)
+    beyond_mri = (slice(14, 16), slice(4, 6))  # 9-10 mm from the metal: past 2 x 3 mm, < 8 mm
+    torch.testing.assert_close(out[0, 1][beyond_mri], images[0, 1][beyond_mri])
+    torch.testing.assert_close(out[0, 0], reference[0, 0])  # CT as with one band
+    assert not torch.allclose(out[0, 0][beyond_mri], images[0, 0][beyond_mri])
+    torch.testing.assert_close(out[0, 1, 3:7, 3:7], reference[0, 1, 3:7, 3:7])  # near: the net

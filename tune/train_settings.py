@@ -27,7 +27,8 @@ CONFIG_KEYS = {
 
 # named starting points under `model:` and the flags (docs/model.md has the measurements):
 # "quality": the recipe `make quality` measured (ADN without generator norms, 64 px patches,
-# EMA, metal fill, a 30 mm implant band, lr 2e-4, width 16, 2 residual blocks); "paper": ADN/MADN as
+# EMA, metal fill, the identity loss (lambda_idt 10), a 30 mm implant band (10 mm for MRI), lr 2e-4,
+# width 16, 2 residual blocks); "paper": ADN/MADN as
 # published (madn_core's defaults: lr 1e-5, width 64, norms, whole image).
 RECIPES: dict[str, dict[str, Any]] = {
     "quality": {
@@ -39,8 +40,10 @@ RECIPES: dict[str, dict[str, Any]] = {
             "decoder_norm": "none",
             "up_norm": "none",
             "correction_band_mm": 30.0,
+            "mri_band_mm": 10.0,
             "metal_fill": True,
         },
+        "loss": {"lambda_idt": 10.0},
         "optim": {"lr": 2e-4},
         "train": {"ema_decay": 0.999, "patch": 64},
     },
