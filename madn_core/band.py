@@ -51,15 +51,26 @@ def distance_to_mask(mask: torch.Tensor, spacing_mm: float) -> torch.Tensor:
     return distance.masked_fill(mask, 0.0)
 
 
+def metal_distance(metal: torch.Tensor, spacing_mm: float) -> torch.Tensor:
+    """(N, 1, H, W) distance in mm to the nearest metal pixel of (N, 1, H, W) bool `metal`;
+    +inf on slices without metal."""
+    distance = torch.full(metal.shape, float("inf"), device=metal.device)
+    for i in range(metal.shape[0]):
+        if bool(metal[i, 0].any()):
+            distance[i, 0] = distance_to_mask(metal[i, 0], spacing_mm)
+    return distance
+
+
+def weight_at_distance(distance_mm: torch.Tensor, band_mm: float) -> torch.Tensor:
+    """Blend weight in [0, 1] for a distance map in mm (any shape): 1 within `band_mm`, falling
+    linearly to 0 at 2 * band_mm (module doc); 0 where the distance is +inf."""
+    return ((2.0 * band_mm - distance_mm) / band_mm).clamp(0.0, 1.0)
+
+
 def band_weight(metal: torch.Tensor, band_mm: float, spacing_mm: float) -> torch.Tensor:
     """(N, 1, H, W) blend weight in [0, 1] for (N, 1, H, W) bool `metal`: 1 within `band_mm` of
     metal, falling linearly to 0 at 2 * band_mm (see module doc); 0 on slices without metal."""
-    weights = torch.zeros(metal.shape, dtype=torch.float32, device=metal.device)
-    for i in range(metal.shape[0]):
-        if bool(metal[i, 0].any()):
-            distance = distance_to_mask(metal[i, 0], spacing_mm)
-            weights[i, 0] = ((2.0 * band_mm - distance) / band_mm).clamp(0.0, 1.0)
-    return weights
+    return weight_at_distance(metal_distance(metal, spacing_mm), band_mm)
 
 
 def blend_in_band(

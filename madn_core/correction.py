@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from madn_core.band import blend_in_band, metal_from_ct
+from madn_core.band import metal_distance, metal_from_ct, weight_at_distance
 from madn_core.config import MADNConfig
 
 FILL_HU = 0.0  # water: what metal pixels become before the network (metal_fill)
@@ -98,14 +98,10 @@ def blend_channels_in_band(
     """`corrected` (N, C, H, W) kept within each channel's implant band of `mask` (N, 1, H, W)
     and faded back to `corrupted` beyond (`madn_core.band`)."""
     _check_spacing(config)
-    bands = channel_bands_mm(config)
-    blended = corrected.clone()
-    for band in set(bands):
-        index = [c for c, b in enumerate(bands) if b == band]
-        blended[:, index] = blend_in_band(
-            corrected[:, index], corrupted[:, index], mask, band, config.data.spacing_mm
-        )
-    return blended
+    distance = metal_distance(mask, config.data.spacing_mm)  # once for every channel's band
+    weight = torch.cat([weight_at_distance(distance, b) for b in channel_bands_mm(config)], dim=1)
+    weight = weight.to(corrected.dtype)
+    return weight * corrected + (1.0 - weight) * corrupted
 
 
 def _check_spacing(config: MADNConfig) -> None:
