@@ -9,7 +9,8 @@ image is
 where d is the in-plane distance (mm) of each pixel to the nearest metal pixel: the network's
 output within r mm of the metal, the input beyond 2 r mm, and a linear blend between. This is
 the image-domain analogue of LI and NMAR replacing only the metal trace of the sinogram. A slice
-without metal is returned unchanged. r = 0 turns the band off (ADN: the whole image).
+without metal is returned unchanged. r = 0 turns the band off (ADN: the whole image). The blend
+itself, one weight per channel from one distance map, is `madn_core.correction`'s.
 """
 
 from __future__ import annotations
@@ -71,16 +72,3 @@ def band_weight(metal: torch.Tensor, band_mm: float, spacing_mm: float) -> torch
     """(N, 1, H, W) blend weight in [0, 1] for (N, 1, H, W) bool `metal`: 1 within `band_mm` of
     metal, falling linearly to 0 at 2 * band_mm (see module doc); 0 on slices without metal."""
     return weight_at_distance(metal_distance(metal, spacing_mm), band_mm)
-
-
-def blend_in_band(
-    corrected: torch.Tensor,
-    corrupted: torch.Tensor,
-    metal: torch.Tensor,
-    band_mm: float,
-    spacing_mm: float,
-) -> torch.Tensor:
-    """`corrected` within the implant band of `metal`, `corrupted` outside (module doc); all
-    (N, C, H, W) except `metal` (N, 1, H, W) bool."""
-    weight = band_weight(metal, band_mm, spacing_mm).to(corrected.dtype)
-    return weight * corrected + (1.0 - weight) * corrupted
