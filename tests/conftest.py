@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from madn_core.config import MADNConfig
+from tune.local_ray import Process, is_alive
 
 
 @pytest.fixture(autouse=True)
@@ -104,27 +106,21 @@ def tiny_sweep_command(data: object, folder: object, experiment: str, *extra: st
     ]
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` (from /proc; Linux)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
+def left_behind(seen: set[Process], grace_s: float = 5.0) -> list[str]:
+    """The processes of `seen` still alive `grace_s` seconds from now (polled every 0.2 s, so
+    an empty answer comes as soon as the last one exits), as "pid command" strings."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        left = sorted(p for p in seen if is_alive(p))
+        if not left or time.monotonic() > deadline:
+            return [f"{pid} {_command(pid)}" for pid, _ in left]
+        time.sleep(0.2)
 
 
-def alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie (from /proc; Linux)."""
+def _command(pid: int) -> str:
+    """The command line of `pid`, shortened to 80 characters ("?" once it is gone)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        text = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
-        return False
-    return state != "Z"
+        return "?"
+    return text.strip()[:80] or "?"

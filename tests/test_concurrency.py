@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import alive, descendants, tiny_sweep_command
+from conftest import left_behind, tiny_sweep_command
 
 from tune import tracking
+from tune.local_ray import Process, descendants
 
 
 @pytest.mark.slow
@@ -30,15 +31,16 @@ def test_three_sweeps_on_one_new_store(dataset_path: Path, tmp_path: Path) -> No
         )
         for i in range(3)
     ]
-    seen: set[int] = set()  # every Ray process the drivers start (normal exit leaves none)
+    seen: set[Process] = set()  # every Ray process the drivers start (normal exit: none left)
     while any(d.poll() is None for d in drivers):
         for driver in drivers:
             seen |= descendants(driver.pid)
         time.sleep(0.3)
     errors = [d.communicate(timeout=60)[1] for d in drivers]
     assert [d.returncode for d in drivers] == [0, 0, 0], "\n".join(e[-1500:] for e in errors)
-    time.sleep(1.0)
-    assert seen and not [pid for pid in seen if alive(pid)], "Ray processes left behind"
+    assert seen, "the drivers started no Ray runtime"
+    left = left_behind(seen)
+    assert not left, f"Ray processes alive 5 s after their drivers exited: {left}"
     experiment_id = tracking.ensure_experiment(uri, "together")
     parents = tracking.find_runs(uri, experiment_id, {tracking.ROLE: "sweep"})
     assert sorted(p.data.tags[tracking.SWEEP] for p in parents) == [f"t-{i}" for i in range(3)]

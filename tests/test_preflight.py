@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import alive, descendants, tiny_sweep_command
+from conftest import left_behind, tiny_sweep_command
 
 from madn_core.config import ConfigError
 from pipelines.data.dataset import DatasetError, SliceDataset
 from tune import tracking
+from tune.local_ray import Process, descendants
 from tune.preflight import PendingState, check_dataset
 
 MADN = [sys.executable, "-m", "tune.cli"]
@@ -68,10 +69,10 @@ def _no_baselines(tmp_path: Path) -> Path:
     return config
 
 
-def _watch(driver: subprocess.Popen, until: float, signal_after: float | None) -> set[int]:
+def _watch(driver: subprocess.Popen, until: float, signal_after: float | None) -> set[Process]:
     """Record the driver's descendants until it exits (signalled with SIGINT/SIGTERM by the
-    caller through `signal_after` seconds, when given); the set of pids seen."""
-    seen: set[int] = set()
+    caller through `signal_after` seconds, when given); the set of processes seen."""
+    seen: set[Process] = set()
     start = time.monotonic()
     while driver.poll() is None and time.monotonic() - start < until:
         seen |= descendants(driver.pid)
@@ -130,9 +131,8 @@ def test_driver_leaves_no_ray_process_behind(
     if message:
         assert message in stderr.strip().splitlines()[-1], stderr[-2000:]
     assert seen, "the driver started no Ray runtime"
-    time.sleep(1.0)
-    left = sorted(pid for pid in seen if alive(pid))
-    assert not left, f"{path}: Ray processes left behind: {left}"
+    left = left_behind(seen)
+    assert not left, f"{path}: Ray processes alive 5 s after the driver exited: {left}"
 
 
 @pytest.mark.parametrize(

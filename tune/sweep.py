@@ -26,6 +26,7 @@ import json
 import os
 import re
 import socket
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -35,7 +36,7 @@ from typing import Any
 
 from pipelines.data.dataset import SliceDataset
 from pipelines.data.locations import is_uri, join_uri, redact
-from tune import tracking
+from tune import local_ray, tracking
 from tune.errors import ServiceError
 from tune.space import SearchSpace
 from tune.stopping import StopSignals
@@ -341,6 +342,7 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
     # with a checkpoint every epoch Tune warns about frequent state snapshots; they are cheap here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     preflight.LIVE_STATES.clear()
+    spared = local_ray.descendants(os.getpid())  # not Ray's: kept by the shutdown below
     started = _init_ray(settings.address)  # first: a wrong address leaves no MLflow run behind
     parent: str | None = None
     outcome = ("KILLED", "interrupted")
@@ -376,10 +378,11 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
             tracking.finish_run(uri, parent, outcome[0], {tracking.OUTCOME: outcome[1]})
         raise
     finally:
-        if started:
-            import ray
-
-            ray.shutdown()
+        if started and local_ray.shutdown_local_ray(spared):
+            print(
+                "madn sweep: Ray workers still running 5 s after shutdown were killed",
+                file=sys.stderr,
+            )
     assert parent is not None
     return _finish(settings, results, uri, experiment_id, parent, path, stop.requested is not None)
 
