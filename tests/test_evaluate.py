@@ -88,7 +88,10 @@ def test_evaluate_writes_every_table_and_figure(
     assert mean("LI", "implanted") < mean("No MAR", "implanted")
     dice = result.summaries["dice"]
     assert set(dice["method"]) == {"No MAR", "MADN", "ADN MR"}
-    assert ((dice["mean"] > 0) & (dice["mean"] <= 1)).all()
+    assert ((dice["mean"] >= 0) & (dice["mean"] <= 1)).all()
+    # the uncorrected MRI registers onto its atlas; a one-epoch model's blurred output may not
+    # (one of its muscles scored exactly 0 in a full-suite run, 2026-12-03)
+    assert (dice[dice["method"] == "No MAR"]["mean"] > 0).all()
     truth = result.summaries["ground_truth"]
     assert set(truth["region"]) == {"overall", "near"}
     report = result.files["report"].read_text()

@@ -173,8 +173,14 @@ def _init_ray(address: str | None, attempts: int = 3) -> bool:
         except ConnectionError as error:
             if ray.is_initialized():
                 ray.shutdown()
-            if attempt == attempts:
-                first_line = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+            if attempt < attempts:
+                print(
+                    f"madn sweep: connecting to {address} failed ({first_line}); trying again "
+                    f"({attempt + 1}/{attempts})",
+                    file=sys.stderr,
+                )
+            else:
                 raise ServiceError(
                     f"cannot connect to the Ray cluster at {address} ({first_line}); is it "
                     "running, and are RAY_AUTH_MODE/RAY_AUTH_TOKEN_PATH set for its token?"
