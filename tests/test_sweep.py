@@ -107,6 +107,7 @@ def test_promote_report_and_correct_with_registry_uri(
     assert "below 0 worse" in client.get_registered_model("hip-mar").description
     experiment = client.get_experiment(result.experiment_id)
     assert "over No MAR" in experiment.tags["mlflow.note.content"]
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     # promoting the same sweep again: same score, so the champion does not move (exit 3)
     assert main(["promote", *common, "--model-name", "hip-mar", "--min-gain", "-1000"]) == 3
     second = client.get_model_version_by_alias("hip-mar", "challenger")

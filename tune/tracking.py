@@ -221,6 +221,9 @@ def client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
+EXPERIMENT_KIND = "mlflow.experimentKind"
+
+
 def ensure_experiment(uri: str, name: str) -> str:
     """Create the store (if local) and the experiment `name` if missing; its id. Safe when
     several processes do it at once. A tracking server that does not answer gives a one-line
@@ -252,7 +255,11 @@ def _get_or_create_experiment(uri: str, name: str) -> Any:
                 tracking.create_experiment(
                     name,
                     artifact_location=artifact_location(uri),
-                    tags={"mlflow.note.content": EXPERIMENT_DESCRIPTION},
+                    tags={
+                        "mlflow.note.content": EXPERIMENT_DESCRIPTION,
+                        # MLflow 3's UI opens "Training runs", not its GenAI overview
+                        EXPERIMENT_KIND: "custom_model_development",
+                    },
                 )
             except Exception:
                 if with_retries(tracking.get_experiment_by_name, name) is None:
