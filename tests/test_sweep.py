@@ -47,6 +47,8 @@ def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
     assert result.tracking_uri == f"sqlite:///{(workdir / 'mlflow.db').resolve()}"
     runs = tracking.trial_runs(result.tracking_uri, result.experiment_id, "test-sweep")
     assert len(runs) == 7  # 6 searched + the multichannel baseline
+    parent = MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
+    dataset_key = parent.data.tags["madn.dataset_key"]  # each trial carries it as its input
     assert len({r.data.tags[tracking.TRIAL_ID] for r in runs}) == 7  # no duplicates
     for run in runs:
         assert run.data.tags[tracking.PARENT] == result.parent_run_id
@@ -61,6 +63,8 @@ def test_sweep_logs_every_trial_as_a_nested_run(finished_sweep) -> None:
             a.path for a in MlflowClient(result.tracking_uri).list_artifacts(run.info.run_id)
         }
         assert {"samples", "checkpoint"} <= artifacts
+        inputs = MlflowClient(result.tracking_uri).get_run(run.info.run_id).inputs
+        assert [d.dataset.name for d in inputs.dataset_inputs] == [dataset_key]
     variants = [r.data.params["variant"] for r in runs]
     assert variants.count("multichannel") == 1
     tried = {r.data.params["similarity"] for r in runs if r.data.params["variant"] == "madn"}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from madn_core.trainer import Trainer, TrainerCallback
+from pipelines.data.dataset import SliceDataset
 from pipelines.training.train import BEST_CHECKPOINT, CHECKPOINT, train_model
 from tune import tracking
 from tune.train_settings import build_config
@@ -148,9 +149,12 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             for name in (CHECKPOINT, BEST_CHECKPOINT):
                 if (Path(folder) / name).exists():
                     shutil.copyfile(Path(folder) / name, out / name)
+    dataset = SliceDataset(settings.data)
+    if checkpoint is None:  # a resumed trial's run has it already
+        tracking.log_dataset_input(uri, run_id, dataset)
     try:
         train_model(
-            settings.data,
+            dataset,
             model_config,
             out,
             resume=checkpoint is not None,
