@@ -81,6 +81,24 @@ if [[ $nodes != "$expected" ]]; then
     echo "start-ray-cluster.sh: $nodes of $expected nodes are up; see $MADN_INFRA_STATE/*.log" >&2
     exit 1
 fi
+# The job API answers before the head's job agent has registered, and a job submitted then
+# fails with "No available agent to submit job" (seen once, a fresh-clone `make test` on a loaded
+# 2-core machine, 2026-12-03): wait until a no-op job is accepted.
+if [[ $dashboard == true ]]; then
+    accepted=false
+    for _ in $(seq 1 120); do
+        if "$RAY" job submit --address "http://127.0.0.1:$dash_port" --no-wait \
+            --submission-id "madn-ready-probe-$(date +%s%N)" -- true >/dev/null 2>&1; then
+            accepted=true
+            break
+        fi
+        sleep 1
+    done
+    if [[ $accepted != true ]]; then
+        echo "start-ray-cluster.sh: job submission at http://127.0.0.1:$dash_port accepted no job in 2 min; see $MADN_INFRA_STATE/ray-head.log" >&2
+        exit 1
+    fi
+fi
 echo "ray cluster: $address ($expected nodes; token $token)"
 echo "ray client: ray://127.0.0.1:$client_port"
 [[ $dashboard == true ]] && echo "job submission: http://127.0.0.1:$dash_port"
