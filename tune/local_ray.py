@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 Process = tuple[int, int]  # (pid, start time in clock ticks since boot)
+GRACE_S = 5.0  # how long the workers get to exit after Ray's own shutdown
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -54,7 +55,7 @@ def is_alive(process: Process) -> bool:
     return fields is not None and int(fields[19]) == process[1] and fields[0] != "Z"
 
 
-def shutdown_local_ray(spared: set[Process], grace_s: float = 5.0) -> int:
+def shutdown_local_ray(spared: set[Process], grace_s: float = GRACE_S) -> int:
     """Shut down the Ray runtime this process started with `ray.init()`; every process below
     this one, but those in `spared` (its descendants before `ray.init`), that is still alive
     `grace_s` seconds later gets SIGKILL. Returns how many did."""

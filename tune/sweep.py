@@ -386,7 +386,8 @@ def run_sweep(settings: SweepSettings) -> SweepResult:
     finally:
         if started and local_ray.shutdown_local_ray(spared):
             print(
-                "madn sweep: Ray workers still running 5 s after shutdown were killed",
+                f"madn sweep: Ray workers still running {local_ray.GRACE_S:.0f} s after shutdown "
+                "were killed",
                 file=sys.stderr,
             )
     assert parent is not None

@@ -35,6 +35,7 @@ RUN_NAME = "mlflow.runName"
 
 T = TypeVar("T")
 
+EXPERIMENT_KIND = "mlflow.experimentKind"  # MLflow 3 UI: which page an experiment opens on
 EXPERIMENT_DESCRIPTION = (
     "madn sweeps: one parent run per sweep (madn.role=sweep) with its settings, search space and "
     "report; one nested run per trial (madn.role=trial) with its metrics per epoch, sample "
@@ -219,9 +220,6 @@ def client(uri: str) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
-
-
-EXPERIMENT_KIND = "mlflow.experimentKind"
 
 
 def ensure_experiment(uri: str, name: str) -> str:
