@@ -22,8 +22,12 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 demo: $(STAMP)
 	$(VENV)/bin/madn demo
 
+# Two pytest workers, each taking whole test files (module fixtures such as the local cluster are
+# built once); about 35% of the 2 cores sat idle in a one-process run. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -14,14 +14,11 @@ from typing import Any
 import torch
 
 from madn_core.config import ConfigError, MADNConfig
+from madn_core.errors import CheckpointError as CheckpointError  # re-exported; torch-free home
 from madn_core.model import MADN
 from madn_core.umask import apply_umask
 
 CHECKPOINT_FORMAT = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, unreadable, or does not fit what was asked of it."""
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:

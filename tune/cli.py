@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 
 import madn_core
-from madn_core.checkpoint import CheckpointError
+from madn_core.errors import CheckpointError
 from tune.commands import (
     correct,
     demo,

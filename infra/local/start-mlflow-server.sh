@@ -24,6 +24,9 @@ port=${port:-$(free_port)}
 backend=${backend:-sqlite:///$MADN_INFRA_STATE/mlflow-server.db}
 artifacts=${artifacts:-$MADN_INFRA_STATE/mlflow-artifacts}
 MLFLOW=${MLFLOW:-mlflow}
+# MLflow 3's server also starts a job runner and five Huey consumer processes for its GenAI jobs
+# (LLM judges, prompt optimisation), which madn never submits: off unless asked for.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION=${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}
 if [[ -f "$MADN_INFRA_STATE/mlflow-server.pid" ]] && kill -0 "$(cat "$MADN_INFRA_STATE/mlflow-server.pid")" 2>/dev/null; then
     echo "start-mlflow-server.sh: a server started from $MADN_INFRA_STATE is running; stop it first" >&2
     exit 1
