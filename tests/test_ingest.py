@@ -17,7 +17,7 @@ from pipelines.data.dataset import SliceDataset
 from pipelines.data.ingest import IngestConfig, IngestError, assign_splits, ingest
 from pipelines.data.intensity import unit_to_hu, unit_to_mri
 from pipelines.data.manifest import SubjectEntry, read_manifest
-from pipelines.data.registration import RegistrationConfig, register
+from pipelines.data.registration import RegistrationConfig, estimation_grid, register
 from pipelines.data.volumes import resample
 from pipelines.synth.phantom import make_phantom
 from pipelines.synth.tissues import TISSUES
@@ -161,6 +161,41 @@ def test_registration_lowers_residual() -> None:
     )
     assert rigid < 0.8 * before
     assert bspline < rigid
+
+
+def test_estimation_grid_coarsens_in_plane_only_and_keeps_the_extent() -> None:
+    image = sitk.Image([96, 80, 6], sitk.sitkFloat32)
+    image.SetSpacing((1.5, 1.5, 7.5))
+    image.SetOrigin((-72.0, -60.0, 0.0))
+    coarse = estimation_grid(image, 3.0)
+    assert coarse.GetSize() == (48, 40, 6)
+    assert coarse.GetSpacing() == pytest.approx((3.0, 3.0, 7.5))
+    for grid, size in ((0.0, 96), (1.0, 96), (4.4, 48), (4.5, 32)):  # whole factors, from below
+        assert estimation_grid(image, grid).GetSize()[0] == size, grid
+
+    def extent(img: sitk.Image) -> tuple[float, ...]:  # outer edges of the first/last voxels
+        low = img.TransformContinuousIndexToPhysicalPoint([-0.5] * 3)
+        high = img.TransformContinuousIndexToPhysicalPoint([s - 0.5 for s in img.GetSize()])
+        return (*low, *high)
+
+    assert extent(coarse) == pytest.approx(extent(image))
+    with pytest.raises(ValueError, match="grid_mm must be >= 0 mm, got -1"):
+        RegistrationConfig(grid_mm=-1.0)
+
+
+def test_registration_on_a_coarser_grid_still_lowers_residual() -> None:
+    """The transform estimated on the block-averaged grid applies to the full-resolution image."""
+    phantom = make_phantom(64, 8, np.random.default_rng(3), None)
+    t1 = np.array([t.t1 for t in TISSUES], dtype=np.float32)
+    fixed = sitk.GetImageFromArray(t1[phantom.tissue])
+    fixed.SetSpacing((3.0, 3.0, 7.5))
+    shift = sitk.TranslationTransform(3, (6.0, -4.5, 0.0))
+    moving = sitk.Resample(fixed, fixed, shift, sitk.sitkLinear, 0.0)
+    reference = sitk.GetArrayFromImage(fixed)
+    config = RegistrationConfig(mode="rigid", grid_mm=6.0)
+    aligned = resample(moving, fixed, register(fixed, moving, config, moving_is_ct=False))
+    before = resample(moving, fixed, None)
+    assert np.abs(aligned - reference).mean() < 0.5 * np.abs(before - reference).mean()
 
 
 def _copy_manifest(manifest: Path, folder: Path, edit=None) -> Path:

@@ -7,6 +7,7 @@ of the fixed (MRI) space to the moving (CT) space, as `sitk.Resample` expects.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,7 +22,10 @@ class RegistrationConfig:
     """mode: none | rigid | bspline (rigid first); bins: Mattes histogram bins; sampling:
     fraction of voxels sampled per iteration (seeded); mesh_mm: B-spline control-point spacing;
     iterations: per resolution level (rigid, bspline); ct_window: HU clip applied to the CT
-    before estimating (metal would otherwise dominate the metric)."""
+    before estimating (metal would otherwise dominate the metric); grid_mm: in-plane spacing the
+    transform is estimated at: finer images are first block-averaged to about it (0: native), so
+    the pyramid starts equally coarse at any resolution. The transform is physical and applies
+    to the full-resolution images."""
 
     mode: RegistrationMode = "rigid"
     bins: int = 32
@@ -31,6 +35,7 @@ class RegistrationConfig:
     bspline_iterations: int = 30
     ct_window: tuple[float, float] = (-1000.0, 2000.0)
     seed: int = 0
+    grid_mm: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -39,6 +44,20 @@ class RegistrationConfig:
             )
         if not 0.0 < self.sampling <= 1.0:
             raise ValueError(f"registration sampling must be in (0, 1], got {self.sampling}")
+        if not (self.grid_mm >= 0.0 and math.isfinite(self.grid_mm)):
+            raise ValueError(f"registration grid_mm must be >= 0 mm, got {self.grid_mm}")
+
+
+def estimation_grid(image: sitk.Image, grid_mm: float) -> sitk.Image:
+    """`image` block-averaged in-plane (x, y) by the whole factor that brings its spacing closest
+    to `grid_mm` from below; z and the physical extent are kept. Unchanged when the spacing is
+    already at least `grid_mm`, or `grid_mm` is 0."""
+    if grid_mm <= 0.0:
+        return image
+    factors = [max(1, int(grid_mm / s + 1e-6)) for s in image.GetSpacing()[:2]]
+    if factors == [1, 1]:
+        return image
+    return sitk.BinShrink(image, [*factors, *[1] * (image.GetDimension() - 2)])
 
 
 def _levels(image: sitk.Image, factors: tuple[int, ...]) -> tuple[list[int], list[float]]:
@@ -70,15 +89,16 @@ def register(
     identity = sitk.Transform(3, sitk.sitkIdentity)
     if config.mode == "none":
         return identity
-    fixed_f = sitk.Cast(fixed, sitk.sitkFloat32)
+    fixed_f = estimation_grid(sitk.Cast(fixed, sitk.sitkFloat32), config.grid_mm)
     moving_f = sitk.Cast(moving, sitk.sitkFloat32)
     if moving_is_ct:
         moving_f = sitk.Clamp(moving_f, sitk.sitkFloat32, *config.ct_window)
+    moving_f = estimation_grid(moving_f, config.grid_mm)
 
     initial = sitk.CenteredTransformInitializer(
         fixed_f, moving_f, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
     )
-    rigid = _method(config, fixed, (4, 2, 1))
+    rigid = _method(config, fixed_f, (4, 2, 1))
     rigid.SetOptimizerAsRegularStepGradientDescent(
         learningRate=2.0,
         minStep=1e-3,
@@ -95,7 +115,7 @@ def register(
     physical = [sz * sp for sz, sp in zip(fixed.GetSize(), fixed.GetSpacing(), strict=True)]
     mesh = [max(1, round(extent / config.mesh_mm)) for extent in physical]
     bspline = sitk.BSplineTransformInitializer(fixed_f, mesh, order=3)
-    deformable = _method(config, fixed, (2, 1))
+    deformable = _method(config, fixed_f, (2, 1))
     deformable.SetOptimizerAsLBFGSB(
         gradientConvergenceTolerance=1e-5,
         numberOfIterations=config.bspline_iterations,
