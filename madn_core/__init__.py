@@ -4,8 +4,8 @@ Networks, similarity measures, losses, the model, the training loop and image me
 only torch and numpy, so it runs on any machine with PyTorch (a GPU box included).
 
 The names below are the stable public interface. The configuration and the errors import at once
-(no torch); the rest import torch on first use (PEP 562), so `madn --help` and a command's
-bad-input error take about a second instead of the 3 s that `import torch` costs.
+(no torch); the rest import torch on first use (PEP 562), so `import madn_core` takes about
+0.03 s and `madn --help` 0.1 s, instead of the 3 s that `import torch` costs.
 """
 
 from __future__ import annotations
