@@ -14,7 +14,6 @@ import traceback
 from collections.abc import Callable, Sequence
 
 import madn_core
-from madn_core.errors import CheckpointError
 from tune.commands import (
     correct,
     demo,
@@ -66,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         FileNotFoundError,
         FileExistsError,
         ValueError,
-        CheckpointError,
+        madn_core.CheckpointError,
         ServiceError,
     ) as error:
         return _fail(args.command, f"error: {error}", 2)
