@@ -13,7 +13,10 @@ reconstruct with filtered back-projection and paste the metal back:
   the prior's projection, interpolated inside the trace, multiplied back, then reconstructed.
 
 Rectangular slices are zero-padded (with air) to a square before projection. HU is converted to
-linear attenuation at the 70 keV reference energy: mu = mu_water * (1 + HU / 1000).
+attenuation relative to water, mu / mu_water = 1 + HU / 1000 (so projections are in water-
+equivalent path lengths, cm). Both methods are linear in that scale (interpolation, the prior's
+ratio and its floor all scale with mu_water), so the result in HU does not depend on the energy
+the water value would be taken at, and no attenuation database is needed to run them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import torch
 from scipy import ndimage
 
 from pipelines.synth.geometry import ParallelBeamCT
-from pipelines.synth.materials import REFERENCE_KEV, mass_attenuation
 
 AIR_HU = -1000.0
 
@@ -109,7 +111,7 @@ class _Problem:
         self.mask = square_mask
         self.settings = settings
         self.device = torch.device(device)
-        self.mu_water = float(mass_attenuation("water", np.array([REFERENCE_KEV]))[0])
+        self.mu_water = 1.0  # water-relative units (module docstring)
         self.geometry = ParallelBeamCT(size, pixel_mm / 10.0, device=self.device)
         self.metal_slices = self.mask.reshape(len(self.mask), -1).any(axis=1)
 

@@ -11,7 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import SimpleITK as sitk
+from pipelines.io.lazy_module import LazyModule
+
+sitk = LazyModule("SimpleITK", "registration")
+
 
 RegistrationMode = Literal["none", "rigid", "bspline"]
 MODES: tuple[str, ...] = ("none", "rigid", "bspline")

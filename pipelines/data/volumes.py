@@ -11,9 +11,12 @@ import zlib
 from itertools import product
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-import SimpleITK as sitk
+
+from pipelines.io.lazy_module import LazyModule
+
+nib = LazyModule("nibabel", "reading NIfTI volumes")
+sitk = LazyModule("SimpleITK", "volume resampling")
 
 
 class VolumeError(ValueError):

@@ -15,11 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 from pipelines.data.registration import RegistrationConfig, register
 from pipelines.data.volumes import resample
+from pipelines.io.lazy_module import LazyModule
+
+sitk = LazyModule("SimpleITK", "label propagation (the Dice experiment)")
 
 MUSCLES = {1: "gmax", 2: "gmed", 3: "gmin", 4: "tfl"}
 
