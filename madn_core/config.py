@@ -85,6 +85,11 @@ class NetworkConfig:
     residual: the clean decoder G_I predicts a correction that is added to the image its code was
         encoded from (zero-initialised, so an untrained G_I is the identity, i.e. No MAR); G_Ia
         stays ADN's synthesiser. ADN: false.
+    gated: a learned gate g in (0, 1) per pixel and channel (`madn_core.networks.Gate`, from the
+        input and G_I's change to it) decides where the correction applies: x̂ = g G_I + (1 - g)
+        x^a. It trains only on the paired signals, with G_I's outputs detached (`loss.lambda_gate`),
+        so G_I trains exactly as without it. ADN: false.
+    gate_bias: the gate's initial logit (0: g = 0.5 everywhere at first).
     content_skips: content-encoder feature maps fused into the clean decoder G_I's last layers
         (U-Net-like skips that carry anatomy past the bottleneck). ADN: 0.
     correction_band_mm: `MADN.correct` applies the correction within this distance of metal and
@@ -109,6 +114,8 @@ class NetworkConfig:
     discriminator_layers: int = 2
     discriminator_norm: str = "instance"
     residual: bool = False
+    gated: bool = False
+    gate_bias: float = 0.0
     content_skips: int = 0
     correction_band_mm: float = 0.0
     mri_band_mm: float = 0.0
@@ -136,6 +143,10 @@ class NetworkConfig:
             self.content_skips,
         )
         _check(isinstance(self.residual, bool), "network.residual", "true or false", self.residual)
+        _check(isinstance(self.gated, bool), "network.gated", "true or false", self.gated)
+        bias = self.gate_bias
+        finite = isinstance(bias, (int, float)) and not isinstance(bias, bool)
+        _check(finite and math.isfinite(bias), "network.gate_bias", "a finite number", bias)
         _check(
             isinstance(self.metal_fill, bool),
             "network.metal_fill",
@@ -149,7 +160,16 @@ class NetworkConfig:
         _positive_int("network.discriminator_layers", self.discriminator_layers)
 
 
-LAMBDAS = ("lambda_adv", "lambda_rec", "lambda_cycle", "lambda_art", "lambda_idt", "lambda_sim")
+LAMBDAS = (
+    "lambda_adv",
+    "lambda_rec",
+    "lambda_cycle",
+    "lambda_art",
+    "lambda_idt",
+    "lambda_gate",
+    "lambda_gate_adv",
+    "lambda_sim",
+)
 
 
 @dataclass
@@ -163,6 +183,13 @@ class LossConfig:
     lambda_art: weight of the artefact-consistency term |(xa - x̂) - (ŷa - y)|_1.
     lambda_idt: weight of the identity term |G_I(E_Ia(y)) - y|_1 (CycleGAN's identity mapping
         loss: the correction path leaves a clean image as it is); 0 (off) in ADN.
+    lambda_gate: weight of the gate's term (with `network.gated`): |g r + (1 - g) b - y|_1 over
+        the synthetic pair (b = ŷa, r = G_I(E_Ia(ŷa))) and the clean pair (b = y, r = G_I(E_Ia(y))),
+        r detached, so only the gate learns from it: open where the correction helps, shut where
+        there is nothing to correct.
+    lambda_gate_adv: weight of the gate's adversarial term, D_I on g x̂ + (1 - g) xa with x̂
+        detached: the gate opens where the input looks corrupted to D_I and shuts where G_I's
+        output does (blur), on the real corrupted batch.
     full_cycle: add self-synthesis |G_Ia(E_I(x̂), a) - xa|_1 (eq. 7); None: the variant's default.
     similarity: "lncc", "cc" or "nmi"; used only by variants with a similarity loss.
     lambda_sim: weight of L_sim = 1 - mean |S(x̂_CT, x̂_MRI)|.
@@ -176,6 +203,8 @@ class LossConfig:
     lambda_cycle: float = 20.0
     lambda_art: float = 20.0
     lambda_idt: float = 0.0
+    lambda_gate: float = 1.0
+    lambda_gate_adv: float = 1.0
     full_cycle: bool | None = None
     similarity: str = "lncc"
     lambda_sim: float = 1.0

@@ -9,7 +9,8 @@
    where MAR is judged. Other channels are left as they are (in MRI the implant is a signal
    void already). Training fills the corrupted batch the same way (`madn_core.trainer`).
 2. G_I(E_Ia(.)): ADN's artefact-reduced image (with content skips or the residual base when the
-   network config enables them).
+   network config enables them), then, with `network.gated`, the learned gate's blend
+   g G_I + (1 - g) x^a (`madn_core.networks.Gate`).
 3. **Implant band** (`network.correction_band_mm`, `madn_core.band`): the output is kept near
    the metal and fades back to the input beyond (the MRI channel within `network.mri_band_mm`
    when that is set: MRI artefacts stay near the implant, CT streaks cross the slice).
@@ -66,9 +67,10 @@ def correct_images(
     decoder: nn.Module,
     corrupted: torch.Tensor,
     metal: torch.Tensor | None = None,
+    gate: nn.Module | None = None,
 ) -> torch.Tensor:
     """x^a (N, C, H, W) in [-1, 1] -> x̂ (N, C, H, W) in [-1, 1] through steps 1-4 of the
-    module doc, with `encoder` E_Ia and `decoder` G_I."""
+    module doc, with `encoder` E_Ia, `decoder` G_I and the model's `gate` (None: ungated)."""
     net = config.network
     needs_mask = net.metal_fill or net.correction_band_mm > 0
     mask = find_metal(config, corrupted, metal) if needs_mask else None
@@ -77,6 +79,8 @@ def correct_images(
     corrected = decoder(
         code, features if net.content_skips else None, image if net.residual else None
     )
+    if gate is not None:
+        corrected = gate.blend(image, corrected)
     if net.correction_band_mm > 0 and mask is not None:
         corrected = blend_channels_in_band(config, corrected, corrupted, mask)
     if net.metal_fill and mask is not None:

@@ -8,6 +8,7 @@ batch y, each (N, C, H, W) in [-1, 1] with C = 1 (adn-ct, adn-mr) or 2 (CT, MRI)
     self-reduction  G_I(E_Ia(ŷ^a))  -> y    ["hlh"]
     self-synthesis  G_Ia(E_I(x̂), a) -> x^a  ["lhl", MADN's full cycle]
     identity        G_I(E_Ia(y))    -> y    [CycleGAN's identity loss, when lambda_idt > 0]
+    gate (network.gated): g = Gate(x^a, x̂); the corrected image is g x̂ + (1 - g) x^a
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import nn
 from madn_core.config import MADNConfig
 from madn_core.correction import correct_images
 from madn_core.losses import gan_discriminator_loss, gan_generator_loss, l1
-from madn_core.networks import Decoder, Encoder, PatchDiscriminator
+from madn_core.networks import Decoder, Encoder, Gate, PatchDiscriminator
 from madn_core.similarity import get_similarity, similarity_loss
 
 Outputs = dict[str, torch.Tensor]
@@ -71,6 +72,7 @@ class MADN(nn.Module):
         self.encoder_artefact = encoder(max(0, net.num_sides - net.num_down - 1))  # E_a
         self.decoder_clean = decoder(net.content_skips, net.residual)  # G_I
         self.decoder_corrupt = decoder(net.num_sides)  # G_Ia
+        self.gate = Gate(channels, net.base_channels, net.gate_bias) if net.gated else None
         self.discriminator_clean = discriminator()  # D_I
         self.discriminator_corrupt = discriminator()  # D_Ia
         loss = config.loss
@@ -89,8 +91,10 @@ class MADN(nn.Module):
             self.encoder_artefact,
             self.decoder_clean,
             self.decoder_corrupt,
+            self.gate,
         ):
-            yield from module.parameters()
+            if module is not None:
+                yield from module.parameters()
 
     def discriminators(self) -> tuple[PatchDiscriminator, PatchDiscriminator]:
         return self.discriminator_clean, self.discriminator_corrupt
@@ -118,7 +122,7 @@ class MADN(nn.Module):
         with the metal fill and implant band the network config enables (`madn_core.correction`).
         `metal`: the (N, 1, H, W) bool metal mask, found in the CT channel when not given."""
         return correct_images(
-            self.config, self.encoder_corrupt, self.decoder_clean, corrupted, metal
+            self.config, self.encoder_corrupt, self.decoder_clean, corrupted, metal, self.gate
         )
 
     def forward(self, corrupted: torch.Tensor, clean: torch.Tensor) -> Outputs:
@@ -137,8 +141,11 @@ class MADN(nn.Module):
                 self.encoder_corrupt(clean_corrupted), clean_corrupted
             ),
         }
-        if self.config.loss.lambda_idt > 0:
-            outputs["clean_identity"] = self.decode_clean(self.encoder_corrupt(clean), clean)
+        if self.config.loss.lambda_idt > 0 or self.gate is not None:
+            with torch.set_grad_enabled(
+                torch.is_grad_enabled() and self.config.loss.lambda_idt > 0
+            ):
+                outputs["clean_identity"] = self.decode_clean(self.encoder_corrupt(clean), clean)
         if self.config.full_cycle:
             outputs["self_synthesis"] = self.decode_corrupt(
                 self.encoder_clean(corrected)[0], artefact, corrected
@@ -173,9 +180,16 @@ class MADN(nn.Module):
             + loss.lambda_cycle * terms["self_reduction"]
             + loss.lambda_art * terms["art"]
         )
-        if "clean_identity" in out:
+        if loss.lambda_idt > 0:
             terms["idt"] = l1(out["clean_identity"], clean)
             total = total + loss.lambda_idt * terms["idt"]
+        if self.gate is not None:
+            terms["gate"] = self.gate_loss(out, clean)
+            gated = self.gate.blend(corrupted, out["corrected"].detach())
+            terms["gate_adv"] = gan_generator_loss(self.discriminator_clean(gated), loss.gan_mode)
+            total = (
+                total + loss.lambda_gate * terms["gate"] + loss.lambda_gate_adv * terms["gate_adv"]
+            )
         if "self_synthesis" in out:
             terms["self_synthesis"] = l1(out["self_synthesis"], corrupted)
             total = total + loss.lambda_cycle * terms["self_synthesis"]
@@ -185,6 +199,20 @@ class MADN(nn.Module):
             total = total + loss.lambda_sim * terms["sim"]
         terms["g_total"] = total
         return terms, out
+
+    def gate_loss(self, out: Outputs, clean: torch.Tensor) -> torch.Tensor:
+        """The gate's term (`loss.lambda_gate`): |g r + (1 - g) b - y|_1 summed over the
+        synthetic pair (b = ŷ^a, r its self-reduction) and the clean pair (b = y, r its identity
+        output), with b and r detached: G_I is not trained by it, only the gate."""
+        assert self.gate is not None
+        total = clean.new_zeros(())
+        for base, reduced in (
+            (out["clean_corrupted"], out["self_reduction"]),
+            (clean, out["clean_identity"]),
+        ):
+            blended = self.gate.blend(base.detach(), reduced.detach())
+            total = total + l1(blended, clean)
+        return total
 
     def discriminator_loss(
         self, corrupted: torch.Tensor, clean: torch.Tensor, outputs: Outputs

@@ -1,5 +1,5 @@
-"""The training recipe's parts: EMA weights, best.ckpt, residual content path, patches, and the
-promotion gate's decision rule."""
+"""The training recipe's parts: EMA weights, best.ckpt, residual content path, learned gate,
+patches, and the promotion gate's decision rule."""
 
 from __future__ import annotations
 
@@ -63,6 +63,26 @@ def test_residual_clean_decoder_starts_as_the_identity() -> None:
     torch.testing.assert_close(model.correct(images), images)
     plain = MADN(tiny_config("madn")).eval()
     assert not torch.allclose(plain.correct(images), images, atol=1e-2)
+
+
+def test_gate_blends_the_correction_with_the_input_and_only_the_gate_learns_from_its_term():
+    images = torch.rand(2, 2, 32, 32) * 1.8 - 0.9
+    shut = MADN(tiny_config("madn", **{"network.gated": True, "network.gate_bias": -30.0}))
+    torch.testing.assert_close(shut.eval().correct(images), images)  # gate shut: the input
+    gated = MADN(tiny_config("madn", **{"network.gated": True})).eval()
+    plain = MADN(tiny_config("madn")).eval()
+    plain.load_state_dict(gated.state_dict(), strict=False)  # the same E_Ia and G_I, no gate
+    half = 0.5 * plain.correct(images) + 0.5 * images  # sigmoid(0) = 0.5 everywhere at first
+    torch.testing.assert_close(gated.correct(images), half)
+    model = MADN(tiny_config("madn", **{"network.gated": True})).train()
+    clean = torch.rand(2, 2, 32, 32) * 1.8 - 0.9
+    terms, out = model.generator_loss(images, clean)
+    model.gate_loss(out, clean).backward()
+    assert model.gate.head.bias.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.decoder_clean.parameters())
+    assert {"gate", "gate_adv"} <= terms.keys() and "idt" not in terms
+    with pytest.raises(ConfigError, match=r"network\.gate_bias"):
+        tiny_config("madn", **{"network.gated": True, "network.gate_bias": math.inf})
 
 
 def test_patches_train_a_model_that_corrects_whole_slices(dataset_path: Path, tmp_path: Path):
