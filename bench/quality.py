@@ -14,8 +14,8 @@ Seeded, end to end on the synthetic benchmark:
 
 Environment (defaults fit 2 CPU cores in about 45 minutes): OUT, SUBJECTS, METAL_FRACTION, SIZE,
 SLICES, TEST_SUBJECTS, STEPS (generator steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR,
-RESIDUAL, SKIPS, NORM, EMA, BAND_MM, MRI_BAND_MM, METAL_FILL, LAMBDA_IDT, PARALLEL, WORKERS,
-DEVICE, DOCS.
+RESIDUAL, SKIPS, NORM, EMA, BAND_MM, MRI_BAND_MM, METAL_FILL, GATED, LAMBDA_IDT, PARALLEL, WORKERS,
+DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested dataset to use instead of steps 1).
 """
 
 from __future__ import annotations
@@ -40,11 +40,9 @@ sys.path.insert(0, str(ROOT))
 from madn_core.checkpoint import load_model  # noqa: E402
 from madn_core.config import MADNConfig  # noqa: E402
 from pipelines.data.dataset import SliceDataset, channels_for_variant  # noqa: E402
-from pipelines.data.ingest import IngestConfig, ingest  # noqa: E402
 from pipelines.data.intensity import unit_to_hu  # noqa: E402
-from pipelines.data.registration import RegistrationConfig  # noqa: E402
 from pipelines.evaluation.evaluate import NO_MAR, EvaluationConfig, evaluate  # noqa: E402
-from pipelines.synth.generate import SynthConfig, synthesize  # noqa: E402
+from pipelines.io.atomic import write_text_atomic  # noqa: E402
 from pipelines.training.train import train_model  # noqa: E402
 from pipelines.training.validation import correct_batches  # noqa: E402
 
@@ -92,16 +90,26 @@ def settings() -> dict[str, Any]:
         "band_mm": env("BAND_MM", 30.0),
         "mri_band_mm": env("MRI_BAND_MM", 10.0),
         "metal_fill": env("METAL_FILL", True),
+        "gated": env("GATED", False),
         "lambda_idt": env("LAMBDA_IDT", 10.0),
         "parallel": env("PARALLEL", 2),
         "workers": env("WORKERS", 2),
         "device": env("DEVICE", "cpu"),
+        "amp": env("AMP", False),
         "docs": env("DOCS", False),
+        "data": env("DATA", ""),
     }
 
 
 def prepare_data(s: dict[str, Any], out: Path) -> SliceDataset:
-    """Steps 1: synthesize (once) and ingest (cached)."""
+    """Steps 1: synthesize (once) and ingest (cached); or DATA, a dataset ingested before (on
+    a machine without SimpleITK or xraydb, e.g. a GPU box, the benchmark then runs on it)."""
+    if s["data"]:
+        return SliceDataset(s["data"])
+    from pipelines.data.ingest import IngestConfig, ingest
+    from pipelines.data.registration import RegistrationConfig
+    from pipelines.synth.generate import SynthConfig, synthesize
+
     manifest = out / "synth" / "manifest.csv"
     if not manifest.exists():
         config = SynthConfig(
@@ -143,6 +151,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "correction_band_mm": s["band_mm"],
                 "mri_band_mm": s["mri_band_mm"],
                 "metal_fill": s["metal_fill"],
+                "gated": s["gated"],
             },
             "loss": {"lambda_idt": s["lambda_idt"]},
             "optim": {"lr": s["lr"]},
@@ -153,6 +162,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "ema_decay": s["ema"],
                 "seed": 7,
                 "device": s["device"],
+                "amp": s["amp"],
             },
         }
     )
@@ -428,20 +438,25 @@ def main() -> int:
         "targets": rows,
         "band_ablation": ablation,
     }
-    (out / "summary.json").write_text(json.dumps(payload, indent=2, default=float))
+    write_text_atomic(out / "summary.json", json.dumps(payload, indent=2, default=float))
     text = markdown(s, summary, rows, seconds, ablation)
-    (out / "quality.md").write_text(text)
+    write_text_atomic(out / "quality.md", text)
     if s["docs"]:
         figures = ROOT / "docs" / "figures" / "quality"
         figures.mkdir(parents=True, exist_ok=True)
         for name in ("curves.png",):
             (figures / name).write_bytes((out / name).read_bytes())
         (figures / "comparison.png").write_bytes((out / "report" / "comparison.png").read_bytes())
-        (ROOT / "docs" / "quality.md").write_text(text)
+        write_text_atomic(ROOT / "docs" / "quality.md", text)
     print(text)
-    missed = [r for r in rows if not r["pass"] and not r["target"].startswith("stretch")]
-    print(f"\n{len(rows) - len(missed)} passed, {len(missed)} failed")
-    return 1 if missed else 0
+    core = [r for r in rows if not r["target"].startswith("stretch")]
+    stretch = [r for r in rows if r["target"].startswith("stretch")]
+    passed = sum(r["pass"] for r in core)
+    print(
+        f"\n{passed} of {len(core)} targets passed, {len(core) - passed} missed; stretch goal "
+        f"met by {sum(r['pass'] for r in stretch)} of {len(stretch)}"
+    )
+    return 0 if passed == len(core) else 1
 
 
 if __name__ == "__main__":
