@@ -83,3 +83,20 @@ def test_validation_scores_every_pixel_but_the_metal(dataset_path) -> None:
     assert abs(a["psnr_ct"] - b["psnr_ct"]) < 1e-6
     assert abs(a["psnr_ct_near"] - b["psnr_ct_near"]) < 1e-6
     assert 30.0 < a["psnr_ct"] < 45.0  # 0.02 noise on a data range of 2: about 40 dB
+
+
+def test_the_sample_grid_reuses_the_epochs_validation_outputs(dataset_path) -> None:
+    dataset = SliceDataset(dataset_path)
+    validator = Validator(dataset, channels_for_variant("adn-ct"))
+    model = MADN(tiny_config("adn-ct").with_overrides({"image_size": dataset.size})).eval()
+    fresh = validator.sample_grid_images(model, count=2)  # nothing validated yet: runs the model
+    validator(model, epoch=3)
+    reused = validator.sample_grid_images(model, count=2, epoch=3)
+    for column in ("input", "corrected", "ground truth"):
+        for a, b in zip(fresh[column], reused[column], strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    with torch.no_grad():
+        for parameter in model.decoder_clean.parameters():  # another model at epoch 4
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    changed = validator.sample_grid_images(model, count=2, epoch=4)
+    assert not np.allclose(changed["corrected"][0], reused["corrected"][0])

@@ -87,9 +87,11 @@ class _SamplesGrid(TrainerCallback):
 
 
 def write_samples(validator: Validator, trainer: Trainer, path: Path, variant: str) -> Path:
+    """The grid of the validation slices with most metal, corrected by the inference model
+    (the validator's outputs of this epoch when it has run)."""
     rows = min(3, len(validator.inputs))
     return save_image_grid(
-        validator.sample_grid_images(trainer.inference_model, count=rows),
+        validator.sample_grid_images(trainer.inference_model, count=rows, epoch=trainer.epoch),
         path,
         row_labels=[f"CT {i + 1}" for i in range(rows)] + [f"MRI {i + 1}" for i in range(rows)],
         title=f"{variant}: validation slices after epoch {trainer.epoch}",

@@ -128,6 +128,7 @@ class Validator:
         self.band = near_implant_band(self.metal, data["spacing_x"], NEAR_MM)
         self.sim_sigma = max(1.0, SIM_SIGMA_MM / float(np.median(data["spacing_x"])))
         self.baseline = self._metrics({"ct": data["ct"], "mri": data["mri"]})
+        self.last_corrected: tuple[int, np.ndarray] | None = None  # (epoch, outputs), last run
 
     def _metrics(self, output: dict[str, np.ndarray]) -> dict[str, float]:
         data = self.data
@@ -157,6 +158,7 @@ class Validator:
 
     def __call__(self, model: MADN, epoch: int) -> dict[str, float]:
         corrected = correct_batches(model, self.inputs, self.batch_size, metal=self.metal)
+        self.last_corrected = (epoch, corrected)  # reused by the epoch's sample grid
         output = {"ct": self.data["ct"], "mri": self.data["mri"]}
         for c, name in enumerate(self.channels):
             output[name] = corrected[:, c]
@@ -172,13 +174,20 @@ class Validator:
         result.update({f"val/nomar/{k}": v for k, v in self.baseline.items()})
         return result
 
-    def sample_grid_images(self, model: MADN, count: int = 3) -> dict[str, list[np.ndarray]]:
-        """Columns for `save_image_grid`: input, corrected, ground truth; CT then MRI rows."""
+    def sample_grid_images(
+        self, model: MADN, count: int = 3, epoch: int | None = None
+    ) -> dict[str, list[np.ndarray]]:
+        """Columns for `save_image_grid`: input, corrected, ground truth; CT then MRI rows, for
+        the `count` slices with most metal. With the `epoch` this validator last ran at, its
+        outputs of that run are reused instead of running `model` again."""
         order = np.argsort(-self.data["metal_mask"].reshape(len(self.inputs), -1).sum(axis=1))
         pick = order[:count]
-        corrected = correct_batches(
-            model, self.inputs[pick], self.batch_size, metal=self.metal[pick]
-        )
+        if epoch is not None and self.last_corrected and self.last_corrected[0] == epoch:
+            corrected = self.last_corrected[1][pick]
+        else:
+            corrected = correct_batches(
+                model, self.inputs[pick], self.batch_size, metal=self.metal[pick]
+            )
         columns: dict[str, list[np.ndarray]] = {"input": [], "corrected": []}
         if self.ground_truth:
             columns["ground truth"] = []
