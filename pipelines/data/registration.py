@@ -23,7 +23,9 @@ MODES: tuple[str, ...] = ("none", "rigid", "bspline")
 @dataclass(frozen=True)
 class RegistrationConfig:
     """mode: none | rigid | bspline (rigid first); bins: Mattes histogram bins; sampling:
-    fraction of voxels sampled per iteration (seeded); mesh_mm: B-spline control-point spacing;
+    fraction of voxels sampled per iteration (seeded); mesh_mm: B-spline control-point spacing
+    of the B-spline stage; mesh_refine: a second B-spline stage follows at half that spacing
+    (mesh_mm / 2, finest level), so large deformations are found coarse and local ones fine;
     iterations: per resolution level (rigid, bspline); ct_window: HU clip applied to the CT
     before estimating (metal would otherwise dominate the metric); grid_mm: in-plane spacing the
     transform is estimated at: finer images are first block-averaged to about it (0: native), so
@@ -39,6 +41,7 @@ class RegistrationConfig:
     ct_window: tuple[float, float] = (-1000.0, 2000.0)
     seed: int = 0
     grid_mm: float = 0.0
+    mesh_refine: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -85,6 +88,17 @@ def _method(
     return method
 
 
+def _bspline_optimizer(method: sitk.ImageRegistrationMethod, config: RegistrationConfig) -> None:
+    """LBFGSB with `config.bspline_iterations` iterations, for a B-spline stage."""
+    method.SetOptimizerAsLBFGSB(
+        gradientConvergenceTolerance=1e-5,
+        numberOfIterations=config.bspline_iterations,
+        maximumNumberOfCorrections=5,
+        maximumNumberOfFunctionEvaluations=4 * config.bspline_iterations,
+        costFunctionConvergenceFactor=1e7,
+    )
+
+
 def register(
     fixed: sitk.Image, moving: sitk.Image, config: RegistrationConfig, moving_is_ct: bool = True
 ) -> sitk.Transform:
@@ -119,20 +133,37 @@ def register(
     mesh = [max(1, round(extent / config.mesh_mm)) for extent in physical]
     bspline = sitk.BSplineTransformInitializer(fixed_f, mesh, order=3)
     deformable = _method(config, fixed_f, (2, 1))
-    deformable.SetOptimizerAsLBFGSB(
-        gradientConvergenceTolerance=1e-5,
-        numberOfIterations=config.bspline_iterations,
-        maximumNumberOfCorrections=5,
-        maximumNumberOfFunctionEvaluations=4 * config.bspline_iterations,
-        costFunctionConvergenceFactor=1e7,
-    )
+    _bspline_optimizer(deformable, config)
     deformable.SetMovingInitialTransform(rigid_transform)
     deformable.SetInitialTransform(bspline, inPlace=True)
     deformable.Execute(fixed_f, moving_f)
     composite = sitk.CompositeTransform(3)
     composite.AddTransform(rigid_transform)
     composite.AddTransform(bspline)
+    if config.mesh_refine:
+        composite.AddTransform(_refine(config, fixed_f, moving_f, composite, physical))
     return composite
+
+
+def _refine(
+    config: RegistrationConfig,
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    found: sitk.Transform,
+    extent_mm: list[float],
+) -> sitk.Transform:
+    """A second B-spline stage at half the control-point spacing, on the finest level only:
+    `fixed` registered to `moving` warped by the transform `found` so far, so that the result
+    composes after it (found(stage(x))). A cascade, because SimpleITK's per-level mesh
+    refinement does not work with LBFGSB and a B-spline cannot be a moving initial transform."""
+    warped = sitk.Resample(moving, fixed, found, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    mesh = [max(1, round(2 * extent / config.mesh_mm)) for extent in extent_mm]
+    bspline = sitk.BSplineTransformInitializer(fixed, mesh, order=3)
+    stage = _method(config, fixed, (1,))
+    _bspline_optimizer(stage, config)
+    stage.SetInitialTransform(bspline, inPlace=True)
+    stage.Execute(fixed, warped)
+    return bspline
 
 
 def align_mri_to_ct(ct: sitk.Image, mri: sitk.Image, config: RegistrationConfig) -> sitk.Image:
