@@ -12,10 +12,11 @@ Seeded, end to end on the synthetic benchmark:
    OUT/summary.json, OUT/quality.md (and docs/quality.md with DOCS=1), OUT/curves.png, and a
    pass/fail table on stdout.
 
-Environment (defaults fit 2 CPU cores in about 45 minutes): OUT, SUBJECTS, METAL_FRACTION, SIZE,
-SLICES, TEST_SUBJECTS, STEPS (generator steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR,
-RESIDUAL, SKIPS, NORM, EMA, BAND_MM, MRI_BAND_MM, METAL_FILL, GATED, LAMBDA_IDT, PARALLEL, WORKERS,
-DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested dataset to use instead of steps 1).
+Environment (the defaults take about 50 minutes on 2 idle CPU cores, STEPS=1000 about 35;
+docs/model.md): OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator
+steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, BAND_MM,
+MRI_BAND_MM, METAL_FILL, GATED, LAMBDA_IDT, PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a
+GPU), DOCS, DATA (an ingested dataset to use instead of step 1).
 """
 
 from __future__ import annotations
