@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks in one run (docs/benchmarks.md, docs/quality.md): the training-step benchmark at
+# The GPU checks in one run (docs/benchmarks.md, docs/quality_gpu.md): the training-step benchmark at
 # 256 px and width 64 (fp32, bf16, bf16 + channels_last), then the quality benchmark at full
 # ADN width (64, 4 residual blocks) on 128 px native-resolution patches of the 256 px, 1.5 mm
 # slices, bf16, the four variants side by side on the one GPU. STEPS is sized from the measured
