@@ -111,16 +111,15 @@ class _Problem:
         self.mask = square_mask
         self.settings = settings
         self.device = torch.device(device)
-        self.mu_water = 1.0  # water-relative units (module docstring)
         self.geometry = ParallelBeamCT(size, pixel_mm / 10.0, device=self.device)
         self.metal_slices = self.mask.reshape(len(self.mask), -1).any(axis=1)
 
     def to_mu(self, hu: np.ndarray) -> torch.Tensor:
-        mu = self.mu_water * (1.0 + torch.from_numpy(hu).to(self.device) / 1000.0)
+        mu = 1.0 + torch.from_numpy(hu).to(self.device) / 1000.0  # mu / mu_water
         return mu.clamp_min(0.0)
 
     def to_hu(self, mu: torch.Tensor) -> np.ndarray:
-        return (1000.0 * (mu / self.mu_water - 1.0)).cpu().numpy()
+        return (1000.0 * (mu - 1.0)).cpu().numpy()
 
     def trace(self, mask: np.ndarray) -> torch.Tensor:
         dilated = np.stack(
@@ -198,7 +197,7 @@ def nmar(
     prior_hu[problem.mask[index]] = 0.0  # metal region: soft-tissue-like in the prior
     prior = geometry.project(problem.to_mu(prior_hu))
     # normalise where the prior ray crosses matter; rays through air only keep their raw value
-    floor = 0.05 * problem.mu_water * geometry.pixel_cm
+    floor = 0.05 * geometry.pixel_cm  # 5 % of a pixel of water
     valid = prior > floor
     normalised = torch.where(valid, sinogram / prior.clamp_min(floor), sinogram)
     repaired = _interpolate_trace(normalised, trace)

@@ -32,7 +32,7 @@ from pipelines.data.dataset import Augment, SliceDataset, UnpairedBatches, chann
 from pipelines.io.atomic import write_text_atomic
 from pipelines.io.figures import save_image_grid
 from pipelines.io.progress import ProgressBar
-from pipelines.training.validation import Validator
+from pipelines.training.validation import SAMPLE_ROWS, Validator
 
 CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
@@ -89,7 +89,7 @@ class _SamplesGrid(TrainerCallback):
 def write_samples(validator: Validator, trainer: Trainer, path: Path, variant: str) -> Path:
     """The grid of the validation slices with most metal, corrected by the inference model
     (the validator's outputs of this epoch when it has run)."""
-    rows = min(3, len(validator.inputs))
+    rows = min(SAMPLE_ROWS, len(validator.inputs))
     return save_image_grid(
         validator.sample_grid_images(trainer.inference_model, count=rows, epoch=trainer.epoch),
         path,

@@ -39,6 +39,7 @@ MUSCLES = {1: "gmax", 2: "gmed", 3: "gmin", 4: "tfl"}
 NEAR_MM = 30.0
 MIN_MUSCLE_PIXELS = 20
 SIM_SIGMA_MM = 7.5
+SAMPLE_ROWS = 3  # slices (those with most metal) in the sample grid
 
 
 def correct_batches(
@@ -128,7 +129,9 @@ class Validator:
         self.band = near_implant_band(self.metal, data["spacing_x"], NEAR_MM)
         self.sim_sigma = max(1.0, SIM_SIGMA_MM / float(np.median(data["spacing_x"])))
         self.baseline = self._metrics({"ct": data["ct"], "mri": data["mri"]})
-        self.last_corrected: tuple[int, np.ndarray] | None = None  # (epoch, outputs), last run
+        metal_pixels = self.metal.reshape(len(self.inputs), -1).sum(axis=1)
+        self.sample_rows = np.argsort(-metal_pixels)[:SAMPLE_ROWS]  # the most metal first
+        self.last_samples: tuple[int, np.ndarray] | None = None  # (epoch, their outputs)
 
     def _metrics(self, output: dict[str, np.ndarray]) -> dict[str, float]:
         data = self.data
@@ -158,7 +161,7 @@ class Validator:
 
     def __call__(self, model: MADN, epoch: int) -> dict[str, float]:
         corrected = correct_batches(model, self.inputs, self.batch_size, metal=self.metal)
-        self.last_corrected = (epoch, corrected)  # reused by the epoch's sample grid
+        self.last_samples = (epoch, corrected[self.sample_rows])  # for the epoch's grid
         output = {"ct": self.data["ct"], "mri": self.data["mri"]}
         for c, name in enumerate(self.channels):
             output[name] = corrected[:, c]
@@ -175,15 +178,14 @@ class Validator:
         return result
 
     def sample_grid_images(
-        self, model: MADN, count: int = 3, epoch: int | None = None
+        self, model: MADN, count: int = SAMPLE_ROWS, epoch: int | None = None
     ) -> dict[str, list[np.ndarray]]:
         """Columns for `save_image_grid`: input, corrected, ground truth; CT then MRI rows, for
-        the `count` slices with most metal. With the `epoch` this validator last ran at, its
-        outputs of that run are reused instead of running `model` again."""
-        order = np.argsort(-self.data["metal_mask"].reshape(len(self.inputs), -1).sum(axis=1))
-        pick = order[:count]
-        if epoch is not None and self.last_corrected and self.last_corrected[0] == epoch:
-            corrected = self.last_corrected[1][pick]
+        the `count` (at most SAMPLE_ROWS) slices with most metal. With the `epoch` this
+        validator last ran at, its outputs of that run are reused instead of running `model`."""
+        pick = self.sample_rows[:count]
+        if epoch is not None and self.last_samples and self.last_samples[0] == epoch:
+            corrected = self.last_samples[1][:count]
         else:
             corrected = correct_batches(
                 model, self.inputs[pick], self.batch_size, metal=self.metal[pick]
