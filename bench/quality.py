@@ -14,7 +14,8 @@ Seeded, end to end on the synthetic benchmark:
 
 Environment (the defaults take about 50 minutes on 2 idle CPU cores, STEPS=1000 about 35;
 docs/model.md): OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator
-steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, BAND_MM,
+steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
+(validate, and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM,
 MRI_BAND_MM, METAL_FILL, GATED, LAMBDA_IDT, PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a
 GPU), DOCS, DATA (an ingested dataset to use instead of step 1).
 """
@@ -88,6 +89,7 @@ def settings() -> dict[str, Any]:
         "skips": env("SKIPS", 0),
         "norm": env("NORM", "none"),
         "ema": env("EMA", 0.999),
+        "val_every": env("VAL_EVERY", 2),
         "band_mm": env("BAND_MM", 30.0),
         "mri_band_mm": env("MRI_BAND_MM", 10.0),
         "metal_fill": env("METAL_FILL", True),
@@ -161,6 +163,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "batch_size": s["batch"],
                 "patch": s["patch"] if s["patch"] < dataset.size else 0,
                 "ema_decay": s["ema"],
+                "val_every": s["val_every"],
                 "seed": 7,
                 "device": s["device"],
                 "amp": s["amp"],
@@ -345,8 +348,8 @@ def learning_curves(out: Path) -> Path:
     figure, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.5))
     for variant in VARIANTS:
         lines = (out / "runs" / variant / "metrics.jsonl").read_text().splitlines()
-        history = [json.loads(line) for line in lines]
-        epochs = [h["epoch"] for h in history]
+        history = [h for h in map(json.loads, lines) if h.get("val/score") is not None]
+        epochs = [h["epoch"] for h in history]  # the validated ones (VAL_EVERY)
         for axis, (key, title) in zip(axes, CURVES, strict=True):
             if key == "val/score":
                 values = [h[key] for h in history]

@@ -255,6 +255,9 @@ class TrainConfig:
         export use (madn_core.ema); 0 turns it off.
     patch: side in pixels of the random square crops trained on (the networks are fully
         convolutional, so they still apply to whole slices); 0 trains on whole slices.
+    val_every: validate (and so consider for best.ckpt) every N-th epoch and after the last
+        one; 1 validates every epoch. Validation is a third of a CPU epoch at the quality
+        benchmark's size (docs/benchmarks.md).
     """
 
     epochs: int = 50
@@ -265,9 +268,11 @@ class TrainConfig:
     device: str = "auto"
     ema_decay: float = 0.0
     patch: int = 0
+    val_every: int = 1
 
     def __post_init__(self) -> None:
         _positive_int("train.patch", self.patch, minimum=0)
+        _positive_int("train.val_every", self.val_every)
         _positive_int("train.epochs", self.epochs)
         _finite_float("train.ema_decay", self.ema_decay)
         _check(self.ema_decay < 1.0, "train.ema_decay", "< 1", self.ema_decay)

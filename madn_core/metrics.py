@@ -54,19 +54,11 @@ def ssim(
         pred, target = pred.unsqueeze(1), target.unsqueeze(1)
         mask = mask.unsqueeze(1) if mask is not None and mask.dim() == 3 else mask
     x, y = pred.float(), target.float()
-    channels = x.shape[1]
-    k = gaussian_kernel1d(sigma, radius, x.device)
-    k = k / k.sum()
-    window = (k.view(-1, 1) * k.view(1, -1)).expand(channels, 1, -1, -1)
-
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, window, groups=channels)
-
+    mu_x, mu_y, xx, yy, xy = _gaussian_moments(x, y, sigma, radius)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x.square()
-    var_y = blur(y * y) - mu_y.square()
-    cov = blur(x * y) - mu_x * mu_y
+    var_x = xx - mu_x.square()
+    var_y = yy - mu_y.square()
+    cov = xy - mu_x * mu_y
     ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
         (mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2)
     )
@@ -75,6 +67,22 @@ def ssim(
     inner = mask.expand_as(pred).float()[..., radius:-radius, radius:-radius]
     weights = _per_sample(inner)
     return (_per_sample(ssim_map) * weights).sum(dim=1) / weights.sum(dim=1)
+
+
+def _gaussian_moments(
+    x: torch.Tensor, y: torch.Tensor, sigma: float, radius: int
+) -> tuple[torch.Tensor, ...]:
+    """Local Gaussian means of x, y, x^2, y^2 and xy over the "valid" part of (N, C, H, W)
+    images: each (N, C, H - 2 radius, W - 2 radius). The window is separable, so one row pass
+    and one column pass over the five stacked moments replace five 2D convolutions."""
+    channels = x.shape[1]
+    k = gaussian_kernel1d(sigma, radius, x.device)
+    k = (k / k.sum()).to(x.dtype)
+    stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # (N, 5C, H, W)
+    groups = stacked.shape[1]
+    rows = F.conv2d(stacked, k.view(1, 1, 1, -1).expand(groups, 1, 1, -1), groups=groups)
+    blurred = F.conv2d(rows, k.view(1, 1, -1, 1).expand(groups, 1, -1, 1), groups=groups)
+    return tuple(blurred.split(channels, dim=1))
 
 
 def masked_std(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

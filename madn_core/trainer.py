@@ -228,9 +228,11 @@ class Trainer:
     ) -> list[dict[str, float]]:
         """Train until `epochs` (default config.train.epochs) epochs are complete in total.
 
-        After each epoch: run `validate(model, epoch)` without gradients, write the checkpoint
-        to `checkpoint_path` (if given), then call each callback's on_epoch. Returns the history
-        of per-epoch metrics (training means as "train/<term>", plus the validator's keys).
+        After each epoch: run `validate(model, epoch)` without gradients (on every
+        `config.train.val_every`-th epoch and the last one), write the checkpoint to
+        `checkpoint_path` (if given), then call each callback's on_epoch. Returns the history
+        of per-epoch metrics (training means as "train/<term>", plus the validator's keys on
+        the epochs it ran).
         """
         total_epochs = self.config.train.epochs if epochs is None else epochs
         self._stop_requested = False
@@ -249,7 +251,7 @@ class Trainer:
             if count == 0:
                 raise ValueError(f"epoch {epoch} produced no batches: is the training set empty?")
             metrics = {f"train/{name}": value / count for name, value in sums.items()}
-            if validate is not None:
+            if validate is not None and self.validates(epoch, total_epochs):
                 model = self.inference_model
                 model.eval()
                 with torch.no_grad(), self._autocast():
@@ -262,6 +264,11 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_epoch(self, epoch, metrics)
         return self.history
+
+    def validates(self, epoch: int, total_epochs: int | None = None) -> bool:
+        """Whether `fit` validates after `epoch` (1-based) of a run of `total_epochs`."""
+        last = self.config.train.epochs if total_epochs is None else total_epochs
+        return epoch % self.config.train.val_every == 0 or epoch >= last
 
     # -- checkpoints ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

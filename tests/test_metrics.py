@@ -40,6 +40,30 @@ def test_ssim_identity_and_degradation() -> None:
         ssim(x, x, 0.0)
 
 
+def test_ssim_matches_scikit_image() -> None:
+    """The separable window gives Wang et al.'s SSIM as scikit-image computes it (Gaussian
+    weights, std 1.5, population covariance), per sample and per channel."""
+    from skimage.metrics import structural_similarity
+
+    g = torch.Generator().manual_seed(1)
+    target = torch.rand(3, 2, 40, 36, generator=g)
+    pred = target + 0.1 * torch.randn(target.shape, generator=g)
+    ours = ssim(pred, target, 2.0)
+    for i in range(3):
+        theirs = [
+            structural_similarity(
+                pred[i, c].double().numpy(),
+                target[i, c].double().numpy(),
+                data_range=2.0,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+            )
+            for c in range(2)
+        ]
+        assert ours[i].item() == pytest.approx(sum(theirs) / 2, abs=1e-5)
+
+
 def test_masked_std_in_hu() -> None:
     values = torch.tensor([[[40.0, 60.0], [1000.0, -1000.0]]])
     mask = torch.tensor([[[True, True], [False, False]]])

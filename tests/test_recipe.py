@@ -56,6 +56,29 @@ def test_best_checkpoint_is_the_epoch_with_the_highest_validation_score(
     assert last_line["best_epoch"] == best_epoch
 
 
+def test_val_every_validates_every_nth_and_the_last_epoch_and_picks_best_among_them(
+    dataset_path: Path, tmp_path: Path
+) -> None:
+    from pipelines.training.train import train_model
+
+    config = tiny_config(
+        "adn-ct", **{"train.epochs": 5, "train.batch_size": 2, "train.val_every": 2}
+    )
+    result = train_model(dataset_path, config, tmp_path / "run", progress=False)
+    validated = [i + 1 for i, entry in enumerate(result.history) if "val/score" in entry]
+    assert validated == [2, 4, 5]
+    assert all("train/g_total" in entry for entry in result.history)
+    scores = {epoch: result.history[epoch - 1]["val/score"] for epoch in validated}
+    best_epoch = max(scores, key=scores.__getitem__)
+    assert load_checkpoint(result.best)["epoch"] == best_epoch
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
+    assert json.loads(lines[-1])["best_epoch"] == best_epoch
+    assert (tmp_path / "run" / "samples.png").stat().st_size > 1000
+    with pytest.raises(ConfigError, match="train.val_every"):
+        tiny_config("adn-ct", **{"train.val_every": 0})
+
+
 def test_residual_clean_decoder_starts_as_the_identity() -> None:
     config = tiny_config("madn", **{"network.residual": True, "network.content_skips": 3})
     model = MADN(config).eval()

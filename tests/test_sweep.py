@@ -178,6 +178,32 @@ def test_failed_trial_is_marked_and_sweep_completes(
     assert result.best_config == {"variant": "multichannel"}
 
 
+def test_trial_with_val_every_reports_only_validated_epochs(
+    ray_runtime, dataset_path: Path, tmp_path: Path
+) -> None:
+    settings = _settings(
+        dataset_path,
+        tmp_path,
+        trials=0,
+        epochs=3,
+        baselines=[{"variant": "multichannel"}],
+        model={**TINY_MODEL, "val_every": 2},
+        experiment="test-val-every",
+    )
+    result = run_sweep(settings)
+    (run,) = tracking.trial_runs(result.tracking_uri, result.experiment_id, "test-val-every")
+    client = MlflowClient(result.tracking_uri)
+    steps = {
+        name: [m.step for m in client.get_metric_history(run.info.run_id, name)]
+        for name in ("train/g_total", "val/score")
+    }
+    assert steps == {"train/g_total": [1, 2, 3], "val/score": [2, 3]}
+    assert run.data.tags[tracking.OUTCOME] == "finished"
+    samples = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+    assert samples == {"samples/epoch_002.png", "samples/epoch_003.png"}
+    assert result.outcomes == {"finished": 1}
+
+
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(
     ray_runtime, dataset_path: Path, tmp_path: Path
 ) -> None:

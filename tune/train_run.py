@@ -21,6 +21,7 @@ from typing import Any
 
 from madn_core.config import MADNConfig
 from madn_core.trainer import Trainer, TrainerCallback
+from pipelines.training.train import SELECTION_METRIC
 from tune import tracking
 
 ROLE = "train"
@@ -28,7 +29,7 @@ ARTIFACTS = ("config.json", "metrics.jsonl", "samples.png")
 
 
 class EpochLogger(TrainerCallback):
-    """After each epoch: the epoch's metrics and its sample grid, to the run."""
+    """After each epoch: the epoch's metrics, and its sample grid if it was validated."""
 
     def __init__(self, uri: str, run_id: str, out: Path) -> None:
         self.uri, self.run_id, self.out = uri, run_id, out
@@ -36,7 +37,7 @@ class EpochLogger(TrainerCallback):
     def on_epoch(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
         tracking.log_metrics(self.uri, self.run_id, {**metrics, "epoch": epoch}, step=epoch)
         samples = self.out / "samples.png"
-        if samples.exists():
+        if SELECTION_METRIC in metrics and samples.exists():
             tracking.log_sample_grid(self.uri, self.run_id, samples, epoch)
 
 

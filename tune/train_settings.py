@@ -22,6 +22,7 @@ CONFIG_KEYS = {
     "num_res": "network.num_res",
     "patch": "train.patch",
     "ema_decay": "train.ema_decay",
+    "val_every": "train.val_every",
 }
 
 

@@ -1,10 +1,11 @@
 """The Ray Tune trainable: one sweep trial trains one model with `pipelines.training.train`.
 
-Each epoch the trial logs its metrics and the sample image grid (as `samples/epoch_NNN.png` and
-with `log_image` under key "samples", which the MLflow UI shows with a step slider) to its
-nested MLflow run, then reports the metrics with a checkpoint (the run folder: last.ckpt,
-config.json, metrics.jsonl, samples.png) to Ray Tune, which persists it under the sweep's
-`storage_path`. A retried or
+Each epoch the trial logs its metrics to its nested MLflow run. Each validated epoch (every
+one unless `val_every` > 1) it also logs the sample image grid (as `samples/epoch_NNN.png` and
+with `log_image` under key "samples", which the MLflow UI shows with a step slider), then
+reports the metrics with a checkpoint (the run folder: last.ckpt, config.json, metrics.jsonl,
+samples.png) to Ray Tune, which persists it under the sweep's `storage_path` (ASHA judges
+`epoch`, so reports every N epochs are fine). A retried or
 resumed trial starts from that checkpoint and continues its existing MLflow run. The trial
 records the Ray node it ran on (`madn.node`, `madn.node_id`; every node it used in
 `madn.nodes`).
@@ -21,7 +22,12 @@ from typing import Any
 
 from madn_core.trainer import Trainer, TrainerCallback
 from pipelines.data.dataset import SliceDataset
-from pipelines.training.train import BEST_CHECKPOINT, CHECKPOINT, train_model
+from pipelines.training.train import (
+    BEST_CHECKPOINT,
+    CHECKPOINT,
+    SELECTION_METRIC,
+    train_model,
+)
 from tune import tracking
 from tune.train_settings import build_config
 
@@ -74,6 +80,8 @@ class _Reporter(TrainerCallback):
 
         uri = self.settings.tracking_uri
         tracking.log_metrics(uri, self.run_id, {**metrics, "epoch": epoch}, step=epoch)
+        if SELECTION_METRIC not in metrics:  # not validated (train.val_every): nothing to judge
+            return
         samples = self.out / "samples.png"
         if samples.exists():
             staged = self.out / "samples" / f"epoch_{epoch:03d}.png"

@@ -1,16 +1,18 @@
 """Train one model on an ingested dataset: what `madn train` runs and each sweep trial calls.
 
 `train_model` builds the Trainer for a MADNConfig, feeds it `UnpairedBatches` of the channels
-the variant uses, validates every epoch (`pipelines.training.validation`), and writes to `out_dir`:
+the variant uses, validates every `train.val_every`-th epoch and the last
+(`pipelines.training.validation`), and writes to `out_dir`:
 - `config.json`: the full model configuration and the data location;
 - `last.ckpt`: the full training state after the latest epoch (atomic; `resume=True` continues
   from it exactly);
-- `best.ckpt`: the state after the epoch with the highest `val/score` so far (the one to
-  evaluate, promote or deploy; `best_epoch` in metrics.jsonl's last line says which epoch);
-- `metrics.jsonl`: one JSON object per epoch (`epoch`, `step`, `train/...`, `val/...`),
-  rewritten atomically from the checkpoint's history so that it always matches it;
+- `best.ckpt`: the state after the validated epoch with the highest `val/score` so far (the
+  one to evaluate, promote or deploy; `best_epoch` in metrics.jsonl's last line says which);
+- `metrics.jsonl`: one JSON object per epoch (`epoch`, `step`, `train/...`, and `val/...` on
+  validated epochs), rewritten atomically from the checkpoint's history so that it always
+  matches it;
 - `samples.png`: input / corrected / ground truth for the validation slices with most metal,
-  rewritten after every epoch.
+  rewritten after every validated epoch.
 Logging elsewhere (Ray Tune, MLflow) is a `TrainerCallback` passed in by the caller.
 """
 
@@ -77,13 +79,16 @@ class _BestCheckpoint(TrainerCallback):
 
 
 class _SamplesGrid(TrainerCallback):
-    """Rewrites `samples.png` after every epoch, so a watcher (or MLflow) sees progress."""
+    """Rewrites `samples.png` after every validated epoch, so a watcher (or MLflow) sees
+    progress."""
 
     def __init__(self, validator: Validator, path: Path, variant: str) -> None:
         self.validator, self.path, self.variant = validator, path, variant
 
     def on_epoch(self, trainer: Trainer, epoch: int, metrics: dict[str, float]) -> None:
-        write_samples(self.validator, trainer, self.path, self.variant)
+        ran = self.validator.last_samples
+        if ran is not None and ran[0] == epoch:
+            write_samples(self.validator, trainer, self.path, self.variant)
 
 
 def write_samples(validator: Validator, trainer: Trainer, path: Path, variant: str) -> Path:

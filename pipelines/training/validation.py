@@ -128,29 +128,36 @@ class Validator:
         self.metal = data["metal_mask"] > 0
         self.band = near_implant_band(self.metal, data["spacing_x"], NEAR_MM)
         self.sim_sigma = max(1.0, SIM_SIGMA_MM / float(np.median(data["spacing_x"])))
+        self.baseline: dict[str, float] = {}
         self.baseline = self._metrics({"ct": data["ct"], "mri": data["mri"]})
         metal_pixels = self.metal.reshape(len(self.inputs), -1).sum(axis=1)
         self.sample_rows = np.argsort(-metal_pixels)[:SAMPLE_ROWS]  # the most metal first
         self.last_samples: tuple[int, np.ndarray] | None = None  # (epoch, their outputs)
 
-    def _metrics(self, output: dict[str, np.ndarray]) -> dict[str, float]:
+    def _metrics(
+        self, output: dict[str, np.ndarray], changed: Sequence[str] = ("ct", "mri")
+    ) -> dict[str, float]:
+        """The module doc's metrics of `output` ({"ct", "mri"}: (N, H, W) in [-1, 1]). Only the
+        `changed` modalities are measured; the others are the input's, so their metrics are
+        the baseline's (which must exist unless both are changed)."""
         data = self.data
-        metrics: dict[str, float] = {}
-        if self.ground_truth:
-            for modality in ("ct", "mri"):
-                pred = torch.from_numpy(output[modality])[:, None]
-                target = torch.from_numpy(data[f"{modality}_clean"])[:, None]
-                band = torch.from_numpy(self.band)[:, None]
-                outside_metal = torch.from_numpy(~self.metal)[:, None]
-                metrics[f"psnr_{modality}"] = _finite_mean(psnr(pred, target, 2.0, outside_metal))
-                metrics[f"ssim_{modality}"] = _finite_mean(ssim(pred, target, 2.0, outside_metal))
-                metrics[f"psnr_{modality}_near"] = _finite_mean(psnr(pred, target, 2.0, band))
-        hu = unit_to_hu(output["ct"], *self.window)
-        sigmas = muscle_sigmas(hu, data["labels"])
-        for name, value in sigmas.items():
-            metrics[f"sigma_ct_{name}"] = value
-        finite = [v for v in sigmas.values() if math.isfinite(v)]
-        metrics["sigma_ct"] = float(np.mean(finite)) if finite else math.nan
+        metrics = {
+            key: value for key, value in self.baseline.items() if _modality_of(key) not in changed
+        }
+        for modality in changed if self.ground_truth else ():
+            pred = torch.from_numpy(output[modality])[:, None]
+            target = torch.from_numpy(data[f"{modality}_clean"])[:, None]
+            band = torch.from_numpy(self.band)[:, None]
+            outside_metal = torch.from_numpy(~self.metal)[:, None]
+            metrics[f"psnr_{modality}"] = _finite_mean(psnr(pred, target, 2.0, outside_metal))
+            metrics[f"ssim_{modality}"] = _finite_mean(ssim(pred, target, 2.0, outside_metal))
+            metrics[f"psnr_{modality}_near"] = _finite_mean(psnr(pred, target, 2.0, band))
+        if "ct" in changed:
+            sigmas = muscle_sigmas(unit_to_hu(output["ct"], *self.window), data["labels"])
+            for name, value in sigmas.items():
+                metrics[f"sigma_ct_{name}"] = value
+            finite = [v for v in sigmas.values() if math.isfinite(v)]
+            metrics["sigma_ct"] = float(np.mean(finite)) if finite else math.nan
         sim = lncc(
             torch.from_numpy(output["ct"])[:, None],
             torch.from_numpy(output["mri"])[:, None],
@@ -165,7 +172,7 @@ class Validator:
         output = {"ct": self.data["ct"], "mri": self.data["mri"]}
         for c, name in enumerate(self.channels):
             output[name] = corrected[:, c]
-        metrics = self._metrics(output)
+        metrics = self._metrics(output, changed=self.channels)
         if self.ground_truth:
             gains = [metrics[f"psnr_{m}"] - self.baseline[f"psnr_{m}"] for m in ("ct", "mri")]
             score = float(np.mean(gains))
@@ -204,6 +211,16 @@ class Validator:
                 if self.ground_truth:
                     columns["ground truth"].append(self.data[f"{modality}_clean"][i])
         return columns
+
+
+def _modality_of(metric: str) -> str | None:
+    """The modality a validation metric measures alone ("ct", "mri"), None for both."""
+    if metric.startswith("sigma_ct"):
+        return "ct"
+    for modality in ("ct", "mri"):
+        if metric.startswith((f"psnr_{modality}", f"ssim_{modality}")):
+            return modality
+    return None
 
 
 def _finite_mean(values: torch.Tensor) -> float:

@@ -27,9 +27,10 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="train one model variant on an ingested dataset",
         description=(
             "Train adn-ct, adn-mr, multichannel or madn on CACHE/<key> (from `madn ingest`), "
-            "validating every epoch. Writes config.json, last.ckpt, metrics.jsonl and "
-            "samples.png to --out; --resume continues exactly from last.ckpt. Settings may come "
-            "from --config FILE.yaml with the same keys as the flags (underscores; a `model` "
+            "validating every epoch (--val-every N: every N-th). Writes config.json, last.ckpt, "
+            "best.ckpt, metrics.jsonl and samples.png to --out; --resume continues exactly from "
+            "last.ckpt. Settings may come from --config FILE.yaml with the same keys as the "
+            "flags (underscores; a `model` "
             "mapping takes any other MADNConfig field); flags win. With --experiment (or "
             "--tracking-uri) the training is an MLflow run: params, per-epoch metrics and "
             "sample images, the dataset, and the checkpoints, which `madn promote --run-id` "
@@ -63,6 +64,12 @@ def add(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--ema-decay", type=float, help="EMA of the generator weights for validation (default off)"
+    )
+    parser.add_argument(
+        "--val-every",
+        type=positive_int,
+        help="validate every N epochs and after the last (default 1); best.ckpt is chosen "
+        "among the validated epochs",
     )
     parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
