@@ -16,8 +16,9 @@ Environment (the defaults take about 50 minutes on 2 idle CPU cores, STEPS=1000 
 docs/model.md): OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator
 steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
 (validate, and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM,
-MRI_BAND_MM, METAL_FILL, GATED, LAMBDA_IDT, PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a
-GPU), DOCS, DATA (an ingested dataset to use instead of step 1).
+MRI_BAND_MM, SHRINK (`network.correction_shrink`, 0.1 by default), METAL_FILL, GATED,
+LAMBDA_IDT, PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested
+dataset to use instead of step 1).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from pipelines.training.validation import correct_batches  # noqa: E402
 
 VARIANTS = ("adn-ct", "adn-mr", "multichannel", "madn")
 WHOLE = " (whole image)"  # label suffix of a network evaluated without its implant band
+NO_SHRINK = " (no shrink)"  # ... and of one evaluated without its shrunk change
 ABLATION_MEASURES = (
     "ct_psnr_overall",
     "ct_psnr_near",
@@ -92,6 +94,7 @@ def settings() -> dict[str, Any]:
         "val_every": env("VAL_EVERY", 2),
         "band_mm": env("BAND_MM", 30.0),
         "mri_band_mm": env("MRI_BAND_MM", 10.0),
+        "shrink": env("SHRINK", 0.1),
         "metal_fill": env("METAL_FILL", True),
         "gated": env("GATED", False),
         "lambda_idt": env("LAMBDA_IDT", 10.0),
@@ -153,6 +156,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "up_norm": "layer" if norm == "layer" else norm,
                 "correction_band_mm": s["band_mm"],
                 "mri_band_mm": s["mri_band_mm"],
+                "correction_shrink": s["shrink"],
                 "metal_fill": s["metal_fill"],
                 "gated": s["gated"],
             },
@@ -205,24 +209,31 @@ def train_all(s: dict[str, Any], dataset: SliceDataset, out: Path) -> dict[str, 
         return {v: future.result() for v, future in futures.items()}
 
 
-def without_band(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `model` that corrects the whole image (`network.correction_band_mm` = 0)."""
+def with_inference(model: torch.nn.Module, overrides: dict[str, Any]) -> torch.nn.Module:
+    """A copy of `model` with other inference settings (dotted `network.` keys that leave the
+    weights as they are, e.g. the implant band or the change smoothing)."""
     from madn_core.model import MADN
 
-    config = model.config.with_overrides({"network.correction_band_mm": 0.0})
-    copy = MADN(config)
+    copy = MADN(model.config.with_overrides(overrides))
     copy.load_state_dict(model.state_dict())
     return copy.eval()
 
 
+def without_band(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` that corrects the whole image (`network.correction_band_mm` = 0)."""
+    return with_inference(model, {"network.correction_band_mm": 0.0})
+
+
 def harm_on_metal_free_slices(
-    models: dict[str, torch.nn.Module], dataset: SliceDataset
+    models: dict[str, torch.nn.Module], dataset: SliceDataset, split: str = "test"
 ) -> dict[str, dict[str, float]]:
-    """Mean |output - input| in HU inside the body (input CT > -500 HU) on the metal-free test
-    slices, every slice run through the network alone (implant band off: the band and
-    `madn correct`'s pass-through would leave these slices untouched); beside it the input's
-    muscle noise (HU std inside the labelled muscles), the scale the harm should stay below."""
-    positions = dataset.select(split="test", has_metal=False)
+    """Mean |output - input| in HU inside the body (input CT > -500 HU) on the metal-free
+    slices of `split`, every slice run through the model's correction with its implant band
+    off (the band and `madn correct`'s pass-through would leave these slices untouched; the
+    shrink acts on every slice alike, so it stays): `harm_hu`; `raw_harm_hu`: the same for the
+    decoder's own output (shrink and smoothing off too). Beside them the input's muscle noise
+    (HU std inside the labelled muscles), the scale the harm should stay below."""
+    positions = dataset.select(split=split, has_metal=False)
     columns = ["ct", "mri", "labels", "ct_min", "ct_max"]
     data = dataset.read(positions, columns)
     window = (float(data["ct_min"][0]), float(data["ct_max"][0]))
@@ -230,17 +241,24 @@ def harm_on_metal_free_slices(
     body = input_hu > -500.0
     muscle = data["labels"] > 0
     noise = float(np.mean([img[m].std() for img, m in zip(input_hu, muscle, strict=True)]))
+    raw = {
+        "network.correction_band_mm": 0.0,
+        "network.correction_shrink": 0.0,
+        "network.correction_smooth_mm": 0.0,
+    }
     result = {}
     for name, model in models.items():
         channels = channels_for_variant(model.config.variant)
         images = np.stack([data[c] for c in channels], axis=1)
-        output = correct_batches(without_band(model), images)
-        if "ct" in channels:
-            hu = unit_to_hu(output[:, channels.index("ct")], *window)
-            harm = float(np.abs(hu - input_hu)[body].mean())
-        else:
-            harm = 0.0  # an MRI-only model leaves the CT as it is
-        result[name] = {"harm_hu": harm, "input_muscle_noise_hu": noise, "slices": len(images)}
+        entry: dict[str, float] = {"input_muscle_noise_hu": noise, "slices": len(images)}
+        correctors = {"harm_hu": without_band(model), "raw_harm_hu": with_inference(model, raw)}
+        for key, corrector in correctors.items():
+            entry[key] = 0.0  # an MRI-only model leaves the CT as it is
+            if "ct" in channels:
+                output = correct_batches(corrector, images)
+                hu = unit_to_hu(output[:, channels.index("ct")], *window)
+                entry[key] = float(np.abs(hu - input_hu)[body].mean())
+        result[name] = entry
     return result
 
 
@@ -307,15 +325,16 @@ def targets(frame: pd.DataFrame, harm: dict[str, dict[str, float]]) -> list[dict
     return rows
 
 
-def band_ablation(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per variant and measure: mean over subjects of (with band - whole image), and the two-
-    sided paired p-value: what the implant band changes."""
+def setting_ablation(frame: pd.DataFrame, suffix: str) -> list[dict[str, Any]]:
+    """Per variant and measure: mean over subjects of (as trained - the method `variant +
+    suffix`, the same network with one inference setting off), and the two-sided paired
+    p-value: what that setting changes."""
     rows = []
     for variant in VARIANTS:
         for measure in ABLATION_MEASURES:
             if measure not in frame or frame[frame["method"] == variant][measure].isna().all():
                 continue
-            result = paired(frame, variant, f"{variant}{WHOLE}", measure, greater=True)
+            result = paired(frame, variant, f"{variant}{suffix}", measure, greater=True)
             p = result["p"]
             two_sided = min(1.0, 2 * min(p, 1 - p)) if math.isfinite(p) else math.nan
             rows.append({"method": variant, "measure": measure, **result, "p": two_sided})
@@ -367,7 +386,9 @@ def learning_curves(out: Path) -> Path:
     return out / "curves.png"
 
 
-def markdown(s: dict, summary: dict, rows: list[dict], seconds: float, ablation: list[dict]) -> str:
+def markdown(
+    s: dict, summary: dict, rows: list[dict], seconds: float, ablation: dict[str, list[dict]]
+) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     lines = [
         "# Quality benchmark (`make quality`)",
@@ -376,15 +397,16 @@ def markdown(s: dict, summary: dict, rows: list[dict], seconds: float, ablation:
         f"Settings: `{json.dumps({k: v for k, v in s.items() if k != 'docs'})}`",
         "",
         "| method | CT PSNR | CT PSNR near | CT SSIM | sigma implanted (HU) | MRI PSNR | "
-        "MRI PSNR near | harm (HU) |",
-        "|---|---|---|---|---|---|---|---|",
+        "MRI PSNR near | harm (HU) | raw harm (HU) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m, v in summary.items():
         lines.append(
             f"| {m} | {v.get('ct_psnr_overall', math.nan):.2f} | "
             f"{v.get('ct_psnr_near', math.nan):.2f} | {v.get('ct_ssim_overall', math.nan):.3f} | "
             f"{v.get('sigma_implanted', math.nan):.1f} | {v.get('mri_psnr_overall', math.nan):.2f} "
-            f"| {v.get('mri_psnr_near', math.nan):.2f} | {v.get('harm_hu', math.nan):.1f} |"
+            f"| {v.get('mri_psnr_near', math.nan):.2f} | {v.get('harm_hu', math.nan):.1f} "
+            f"| {v.get('raw_harm_hu', math.nan):.1f} |"
         )
     lines += [
         "",
@@ -397,16 +419,31 @@ def markdown(s: dict, summary: dict, rows: list[dict], seconds: float, ablation:
             f"| {r['method']} | {r['target']} | {r['mean_diff']:+.3f} | {r['p']:.3g} | {r['n']} "
             f"| {result} |"
         )
-    if ablation:
-        lines += [
-            "",
+    captions = {
+        "band": (
             f"Ablation: the implant band ({s['band_mm']:g} mm) against the same network on the "
             "whole image (mean over test subjects of banded - whole; two-sided paired p).",
+            "band - whole",
+        ),
+        "shrink": (
+            f"Ablation: the shrunk change (`correction_shrink` {s['shrink']:g}) against the same "
+            "network without it, band on (mean over test subjects of shrunk - not; two-sided "
+            "paired p).",
+            "shrunk - not",
+        ),
+    }
+    for name, table in ablation.items():
+        if not table:
+            continue
+        caption, column = captions[name]
+        lines += [
             "",
-            "| method | measure | band - whole | p | n |",
+            caption,
+            "",
+            f"| method | measure | {column} | p | n |",
             "|---|---|---|---|---|",
         ]
-        for r in ablation:
+        for r in table:
             lines.append(
                 f"| {r['method']} | {r['measure']} | {r['mean_diff']:+.3f} | {r['p']:.3g} "
                 f"| {r['n']} |"
@@ -428,11 +465,19 @@ def main() -> int:
     evaluated = dict(models)
     if s["band_mm"] > 0:  # the ablation: the same networks on the whole image
         evaluated.update({f"{v}{WHOLE}": without_band(m) for v, m in models.items()})
+    no_shrink = {"network.correction_shrink": 0.0}
+    if s["shrink"] > 0:  # and without the shrink
+        evaluated.update(
+            {f"{v}{NO_SHRINK}": with_inference(m, no_shrink) for v, m in models.items()}
+        )
     evaluate(dataset, evaluated, out / "report", config)
     frame = per_subject(out / "report")
     harm = harm_on_metal_free_slices(models, dataset)
     summary, rows = method_means(frame, harm), targets(frame, harm)
-    ablation = band_ablation(frame) if s["band_mm"] > 0 else []
+    ablations = {
+        "band": setting_ablation(frame, WHOLE) if s["band_mm"] > 0 else [],
+        "shrink": setting_ablation(frame, NO_SHRINK) if s["shrink"] > 0 else [],
+    }
     seconds = time.monotonic() - start
     learning_curves(out)
     payload = {
@@ -440,10 +485,11 @@ def main() -> int:
         "seconds": seconds,
         "methods": summary,
         "targets": rows,
-        "band_ablation": ablation,
+        "band_ablation": ablations["band"],
+        "shrink_ablation": ablations["shrink"],
     }
     write_text_atomic(out / "summary.json", json.dumps(payload, indent=2, default=float))
-    text = markdown(s, summary, rows, seconds, ablation)
+    text = markdown(s, summary, rows, seconds, ablations)
     write_text_atomic(out / "quality.md", text)
     if s["docs"]:
         figures = ROOT / "docs" / "figures" / "quality"

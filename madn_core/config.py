@@ -100,6 +100,14 @@ class NetworkConfig:
         the slice. 0: the MRI channel uses correction_band_mm.
     metal_fill: the CT pixels of metal are set to water before the encoders, in training and at
         inference, and put back into the output (`madn_core.correction`). ADN: false.
+    correction_shrink: `MADN.correct` soft-thresholds the network's change to its input at this
+        fraction of each channel's intensity range (0.1: 300 HU in a 3000 HU CT window): changes
+        smaller than that, mostly the noise texture the network cannot reproduce, are not
+        applied, larger ones are applied less that amount (`madn_core.correction`). Training is
+        unchanged. ADN: 0 (the output as the decoder made it).
+    correction_smooth_mm: `MADN.correct` low-passes the network's change to its input with a
+        Gaussian of this std (mm) before adding it back; needs `data.spacing_mm`. Measured to
+        remove the streak correction with the noise (docs/model.md, ablation 6). ADN: 0.
     """
 
     base_channels: int = 64
@@ -120,9 +128,25 @@ class NetworkConfig:
     correction_band_mm: float = 0.0
     mri_band_mm: float = 0.0
     metal_fill: bool = False
+    correction_shrink: float = 0.0
+    correction_smooth_mm: float = 0.0
 
     def __post_init__(self) -> None:
         _positive_int("network.base_channels", self.base_channels)
+        _finite_float("network.correction_shrink", self.correction_shrink)
+        _check(
+            0 <= self.correction_shrink < 1,
+            "network.correction_shrink",
+            "a fraction in [0, 1)",
+            self.correction_shrink,
+        )
+        _finite_float("network.correction_smooth_mm", self.correction_smooth_mm)
+        _check(
+            self.correction_smooth_mm >= 0,
+            "network.correction_smooth_mm",
+            ">= 0",
+            self.correction_smooth_mm,
+        )
         _finite_float("network.correction_band_mm", self.correction_band_mm)
         _finite_float("network.mri_band_mm", self.mri_band_mm)
         _positive_int("network.num_down", self.num_down, minimum=0)

@@ -1,6 +1,6 @@
 """The correction path, shared by `MADN.correct` and the exported `Corrector`.
 
-    x̂ = restore(band(G_I(E_Ia(fill(x^a))), x^a))
+    x̂ = restore(band(shrink(G_I(E_Ia(fill(x^a)))), x^a))
 
 1. **Metal fill** (`network.metal_fill`): the CT pixels of metal are set to FILL_HU (water)
    before the encoder. Metal saturates the CT window (+1 in [-1, 1], against about -0.3 for
@@ -11,10 +11,19 @@
 2. G_I(E_Ia(.)): ADN's artefact-reduced image (with content skips or the residual base when the
    network config enables them), then, with `network.gated`, the learned gate's blend
    g G_I + (1 - g) x^a (`madn_core.networks.Gate`).
-3. **Implant band** (`network.correction_band_mm`, `madn_core.band`): the output is kept near
+3. **Shrunk change** (`network.correction_shrink` = s > 0): the output becomes
+   fill(x^a) + soft(G_I - fill(x^a), t), t = 2 s (s of the [-1, 1] range), where
+   soft(d, t) = sign(d) max(|d| - t, 0) per pixel and channel: the soft threshold of wavelet
+   shrinkage, applied to the network's change. A width-16 decoder cannot reproduce noise
+   texture, so its output is the input denoised and slightly blurred; the clean image has the
+   same noise, so those small changes cost PSNR and change metal-free slices by about the
+   noise level. Streaks and dark bands change the image by hundreds of HU and pass the
+   threshold. `network.correction_smooth_mm` instead low-passes the change with a Gaussian
+   (kept as an option: it removes the fine streak correction with the noise).
+4. **Implant band** (`network.correction_band_mm`, `madn_core.band`): the output is kept near
    the metal and fades back to the input beyond (the MRI channel within `network.mri_band_mm`
    when that is set: MRI artefacts stay near the implant, CT streaks cross the slice).
-4. **Metal restore** (with metal fill): the input's own metal pixels go back into the output,
+5. **Metal restore** (with metal fill): the input's own metal pixels go back into the output,
    so the implant stays visible in the corrected image.
 
 `metal` is an (N, 1, H, W) bool mask; when not given it is found in the CT channel
@@ -29,6 +38,7 @@ from torch import nn
 
 from madn_core.band import metal_distance, metal_from_ct, weight_at_distance
 from madn_core.config import MADNConfig
+from madn_core.similarity import gaussian_filter
 
 FILL_HU = 0.0  # water: what metal pixels become before the network (metal_fill)
 
@@ -69,7 +79,7 @@ def correct_images(
     metal: torch.Tensor | None = None,
     gate: nn.Module | None = None,
 ) -> torch.Tensor:
-    """x^a (N, C, H, W) in [-1, 1] -> x̂ (N, C, H, W) in [-1, 1] through steps 1-4 of the
+    """x^a (N, C, H, W) in [-1, 1] -> x̂ (N, C, H, W) in [-1, 1] through steps 1-5 of the
     module doc, with `encoder` E_Ia, `decoder` G_I and the model's `gate` (None: ungated)."""
     net = config.network
     needs_mask = net.metal_fill or net.correction_band_mm > 0
@@ -81,11 +91,31 @@ def correct_images(
     )
     if gate is not None:
         corrected = gate.blend(image, corrected)
+    if net.correction_smooth_mm > 0:
+        corrected = smooth_change(config, image, corrected)
+    if net.correction_shrink > 0:
+        corrected = shrink_change(image, corrected, 2.0 * net.correction_shrink)
     if net.correction_band_mm > 0 and mask is not None:
         corrected = blend_channels_in_band(config, corrected, corrupted, mask)
     if net.metal_fill and mask is not None:
         corrected = torch.where(mask.expand_as(corrected), corrupted, corrected)
     return corrected.clamp(-1.0, 1.0)
+
+
+def shrink_change(image: torch.Tensor, output: torch.Tensor, threshold: float) -> torch.Tensor:
+    """image + soft(output - image, threshold) for (N, C, H, W) tensors in [-1, 1] (step 3):
+    changes of at most `threshold` are dropped, larger ones shortened by it."""
+    change = output - image
+    return image + change.sign() * (change.abs() - threshold).clamp_min(0.0)
+
+
+def smooth_change(config: MADNConfig, image: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """image + Gauss(output - image) for (N, C, H, W) tensors: the change `output` makes to
+    `image` low-passed by a Gaussian of `network.correction_smooth_mm` (std, mm)."""
+    _check_spacing(config, "network.correction_smooth_mm")
+    sigma_px = config.network.correction_smooth_mm / config.data.spacing_mm
+    change = (output - image).float()
+    return (image.float() + gaussian_filter(change, sigma_px)).to(output.dtype)
 
 
 def channel_bands_mm(config: MADNConfig) -> list[float]:
@@ -101,16 +131,16 @@ def blend_channels_in_band(
 ) -> torch.Tensor:
     """`corrected` (N, C, H, W) kept within each channel's implant band of `mask` (N, 1, H, W)
     and faded back to `corrupted` beyond (`madn_core.band`)."""
-    _check_spacing(config)
+    _check_spacing(config, "network.correction_band_mm")
     distance = metal_distance(mask, config.data.spacing_mm)  # once for every channel's band
     weight = torch.cat([weight_at_distance(distance, b) for b in channel_bands_mm(config)], dim=1)
     weight = weight.to(corrected.dtype)
     return weight * corrected + (1.0 - weight) * corrupted
 
 
-def _check_spacing(config: MADNConfig) -> None:
+def _check_spacing(config: MADNConfig, setting: str) -> None:
     if config.data.spacing_mm <= 0:
         raise ValueError(
-            "network.correction_band_mm needs data.spacing_mm (the model's pixel spacing), "
+            f"{setting} needs data.spacing_mm (the model's pixel spacing), "
             "which this model does not record"
         )

@@ -5,10 +5,12 @@ every pixel but the metal (as `madn evaluate` does)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from conftest import tiny_config
 
-from madn_core.correction import FILL_HU, fill_metal, find_metal
+from madn_core.config import ConfigError
+from madn_core.correction import FILL_HU, fill_metal, find_metal, shrink_change, smooth_change
 from madn_core.model import MADN
 from madn_core.trainer import Trainer
 from pipelines.data.dataset import SliceDataset, channels_for_variant
@@ -53,6 +55,59 @@ def test_filled_model_keeps_the_implant_and_ignores_its_pixels() -> None:
     other[0, 0, 10:14, 10:14] = 0.999  # different metal values: the same output around it
     around = model.correct(other)
     torch.testing.assert_close(around[0, :, :, 16:], out[0, :, :, 16:])
+
+
+def test_shrunk_change_drops_small_changes_and_shortens_large_ones() -> None:
+    image = torch.zeros(1, 2, 2, 2)
+    output = torch.tensor([[[[0.05, -0.1], [0.3, -0.5]], [[0.0, 0.21], [-0.19, 1.0]]]])
+    expected = torch.tensor([[[[0.0, 0.0], [0.1, -0.3]], [[0.0, 0.01], [0.0, 0.8]]]])
+    torch.testing.assert_close(shrink_change(image, output, 0.2), expected)
+    config = tiny_config("multichannel").with_overrides(
+        {"network.correction_shrink": 0.1, "data.ct_window_hu": WINDOW}
+    )
+    model = MADN(config).eval()  # wired into MADN.correct, per channel
+    plain = MADN(tiny_config("multichannel")).eval()
+    plain.load_state_dict(model.state_dict())
+    images = _images_with_metal()
+    torch.testing.assert_close(
+        model.correct(images), shrink_change(images, plain.correct(images), 0.2).clamp(-1, 1)
+    )
+    unchanged = (model.correct(images) == images).float().mean()
+    small = ((plain.correct(images) - images).abs() <= 0.2).float().mean()
+    assert float(small) > 0.1 and float(unchanged) == float(small)  # small changes: none made
+    with pytest.raises(ConfigError, match=r"network\.correction_shrink"):
+        tiny_config("adn-ct", **{"network.correction_shrink": 1.5})
+
+
+def test_smoothed_change_keeps_the_input_noise_and_the_broad_correction() -> None:
+    config = tiny_config("adn-ct").with_overrides(
+        {"network.correction_smooth_mm": 3.0, "data.spacing_mm": 1.5}
+    )
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 1, 64, 64, generator=g) - 0.5
+    noise = 0.1 * torch.randn(image.shape, generator=g)
+    shading = torch.linspace(-0.2, 0.2, 64).view(1, 1, 1, 64).expand_as(image)
+    denoised_and_shaded = image - noise + shading  # what a denoising network would output
+    out = smooth_change(config, image, denoised_and_shaded)
+    inner = (..., slice(8, -8), slice(8, -8))  # away from the border
+    left = (out - image - shading)[inner]  # the shading is kept, the noise mostly put back
+    assert left.std() < 0.2 * noise[inner].std() and abs(float(left.mean())) < 0.01
+    model = MADN(config).eval()  # wired into MADN.correct
+    plain = MADN(tiny_config("adn-ct").with_overrides({"data.spacing_mm": 1.5})).eval()
+    plain.load_state_dict(model.state_dict())
+    x = image.clamp(-1, 1).expand(2, 1, 64, 64).contiguous()
+    smoothed_change = model.correct(x) - x
+    raw_change = plain.correct(x) - x
+    torch.testing.assert_close(
+        smoothed_change, smooth_change(config, x, plain.correct(x)) - x, atol=1e-5, rtol=0
+    )
+    high = smoothed_change - smooth_change(config, torch.zeros_like(x), smoothed_change)
+    assert high.abs().mean() < 0.2 * (raw_change - smoothed_change).abs().mean()
+    with pytest.raises(ConfigError, match=r"network\.correction_smooth_mm"):
+        tiny_config("adn-ct", **{"network.correction_smooth_mm": -1.0})
+    unknown = tiny_config("adn-ct", **{"network.correction_smooth_mm": 1.0})
+    with pytest.raises(ValueError, match=r"correction_smooth_mm needs data\.spacing_mm"):
+        MADN(unknown).eval().correct(x)
 
 
 def test_trainer_never_sees_the_metal_values() -> None:

@@ -75,7 +75,7 @@ def test_val_every_validates_every_nth_and_the_last_epoch_and_picks_best_among_t
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
     assert json.loads(lines[-1])["best_epoch"] == best_epoch
     assert (tmp_path / "run" / "samples.png").stat().st_size > 1000
-    with pytest.raises(ConfigError, match="train.val_every"):
+    with pytest.raises(ConfigError, match=r"train\.val_every"):
         tiny_config("adn-ct", **{"train.val_every": 0})
 
 

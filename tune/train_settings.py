@@ -28,8 +28,9 @@ CONFIG_KEYS = {
 
 # named starting points under `model:` and the flags (docs/model.md has the measurements):
 # "quality": the recipe `make quality` measured (ADN without generator norms, 64 px patches,
-# EMA, metal fill, the identity loss (lambda_idt 10), a 30 mm implant band (10 mm for MRI), lr 2e-4,
-# width 16, 2 residual blocks); "paper": ADN/MADN as
+# EMA, metal fill, the identity loss (lambda_idt 10), a 30 mm implant band (10 mm for MRI), the
+# change soft-thresholded at 0.1 of the range (300 HU), lr 2e-4, width 16, 2 residual blocks);
+# "paper": ADN/MADN as
 # published (madn_core's defaults: lr 1e-5, width 64, norms, whole image).
 RECIPES: dict[str, dict[str, Any]] = {
     "quality": {
@@ -43,6 +44,7 @@ RECIPES: dict[str, dict[str, Any]] = {
             "correction_band_mm": 30.0,
             "mri_band_mm": 10.0,
             "metal_fill": True,
+            "correction_shrink": 0.1,
         },
         "loss": {"lambda_idt": 10.0},
         "optim": {"lr": 2e-4},

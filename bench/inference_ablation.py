@@ -1,0 +1,97 @@
+"""Choose the inference settings that leave the weights alone (`network.correction_shrink`,
+`network.correction_smooth_mm`) on the validation split: the best.ckpt of each variant of a
+quality run, corrected with each setting, scored as in training (val split, slices with metal,
+implant band on), plus the harm on the val split's metal-free slices (band off, as
+`make quality` measures it on the test split). docs/model.md, ablation 6.
+
+    python bench/inference_ablation.py RUN DATA [--shrink 0,0.05,0.1] [--smooth 0.75,1.5]
+        [--variants adn-ct,...] [--out FILE.md]
+
+RUN: a quality run folder (RUN/runs/<variant>/best.ckpt); DATA: its ingested dataset. Every
+setting is tried with the other one off; each run's own settings are replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import VARIANTS, harm_on_metal_free_slices, with_inference
+
+from madn_core.checkpoint import load_model
+from pipelines.data.dataset import SliceDataset, channels_for_variant
+from pipelines.io.atomic import write_text_atomic
+from pipelines.training.validation import Validator
+
+GAINS = ("psnr_ct", "psnr_ct_near", "psnr_mri", "psnr_mri_near")
+KEYS = {"shrink": "network.correction_shrink", "smooth": "network.correction_smooth_mm"}
+
+
+def measure(model: torch.nn.Module, dataset: SliceDataset, variant: str) -> dict[str, float]:
+    """Validation gains over No MAR (dB), sigma_CT change (HU) and val-split harm (HU)."""
+    metrics = Validator(dataset, channels_for_variant(variant), max_slices=48)(model, 0)
+    row = {g: metrics[f"val/{g}"] - metrics[f"val/nomar/{g}"] for g in GAINS}
+    row["sigma_ct"] = metrics["val/sigma_ct"] - metrics["val/nomar/sigma_ct"]
+    row["score"] = metrics["val/score"]
+    harm = harm_on_metal_free_slices({variant: model}, dataset, split="val")[variant]
+    row["harm_hu"], row["noise_hu"] = harm["harm_hu"], harm["input_muscle_noise_hu"]
+    return row
+
+
+def settings(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
+    """(label, overrides) per setting tried, each with the other setting off."""
+    off = {key: 0.0 for key in KEYS.values()}
+    tried = []
+    for name, key in KEYS.items():
+        for value in (float(v) for v in getattr(args, name).split(",") if v):
+            tried.append((f"{name} {value:g}", {**off, key: value}))
+    return tried
+
+
+def table(rows: list[dict]) -> str:
+    head = "| variant | setting | score | CT | CT near | sigma_CT (HU) | MRI | MRI near |"
+    lines = [head + " harm (HU) |", "|" + "---|" * 9]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['setting']} | {r['score']:+.2f} | {r['psnr_ct']:+.2f} | "
+            f"{r['psnr_ct_near']:+.2f} | {r['sigma_ct']:+.0f} | {r['psnr_mri']:+.2f} | "
+            f"{r['psnr_mri_near']:+.2f} | {r['harm_hu']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("data")
+    parser.add_argument("--shrink", default="0,0.0333,0.05,0.1,0.15,0.2")
+    parser.add_argument("--smooth", default="")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--out", help="write the table (markdown) and FILE.json beside it")
+    args = parser.parse_args()
+    dataset = SliceDataset(args.data)
+    rows = []
+    for variant in args.variants.split(","):
+        model = load_model(Path(args.run) / "runs" / variant / "best.ckpt").eval()
+        for label, overrides in settings(args):
+            row = measure(with_inference(model, overrides), dataset, variant)
+            rows.append({"variant": variant, "setting": label, **row})
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+    text = table(rows)
+    print(text)
+    if args.out:
+        write_text_atomic(Path(args.out), text + "\n")
+        write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
