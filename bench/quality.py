@@ -12,7 +12,7 @@ Seeded, end to end on the synthetic benchmark:
    OUT/summary.json, OUT/quality.md (and docs/quality.md with DOCS=1), OUT/curves.png, and a
    pass/fail table on stdout.
 
-Environment (the defaults take about 50 minutes on 2 idle CPU cores, STEPS=1000 about 35;
+Environment (the defaults took 37 minutes on 2 idle CPU cores on 2026-12-04;
 docs/model.md): OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator
 steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
 (validate, and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM,

@@ -1,0 +1,85 @@
+"""Close-up of the shrunk change (docs/model.md, ablation 6): CT around the implant of the test
+slices with most metal, as input, each CT model at each `network.correction_shrink`, and the
+ground truth, in a soft-tissue window (-200..300 HU).
+
+    python bench/shrink_figure.py RUN DATA OUT.png [--shrinks 0.1,0.0333,0]
+        [--variants adn-ct,multichannel,madn] [--rows 3] [--half 48]
+
+RUN: a quality run folder (RUN/runs/<variant>/best.ckpt); DATA: its ingested dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import with_inference
+
+from madn_core.checkpoint import load_model
+from pipelines.data.dataset import SliceDataset, channels_for_variant
+from pipelines.data.intensity import unit_to_hu
+from pipelines.io.figures import save_image_grid
+from pipelines.training.validation import correct_batches
+
+WINDOW_HU = (-200.0, 300.0)
+
+
+def crop(image: np.ndarray, metal: np.ndarray, half: int) -> np.ndarray:
+    """(2 half, 2 half) crop of (H, W) `image` centred on the metal's centroid."""
+    rows, cols = np.nonzero(metal)
+    r = int(np.clip(rows.mean(), half, image.shape[0] - half))
+    c = int(np.clip(cols.mean(), half, image.shape[1] - half))
+    return image[r - half : r + half, c - half : c + half]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run")
+    parser.add_argument("data")
+    parser.add_argument("out")
+    parser.add_argument("--shrinks", default="0.1,0")
+    parser.add_argument("--variants", default="adn-ct,multichannel,madn")
+    parser.add_argument("--rows", type=int, default=3)
+    parser.add_argument("--half", type=int, default=48)
+    args = parser.parse_args()
+    dataset = SliceDataset(args.data)
+    positions = dataset.select(split="test", has_metal=True)
+    data = dataset.read(positions, ["ct", "mri", "ct_clean", "metal_mask", "ct_min", "ct_max"])
+    metal = data["metal_mask"] > 0
+    pick = np.argsort(-metal.reshape(len(metal), -1).sum(axis=1))[: args.rows]
+    window = (float(data["ct_min"][0]), float(data["ct_max"][0]))
+
+    def hu(images: np.ndarray) -> list[np.ndarray]:
+        pairs = zip(images, pick, strict=True)
+        return [crop(unit_to_hu(image, *window), metal[i], args.half) for image, i in pairs]
+
+    columns = {"input (No MAR)": hu(data["ct"][pick])}
+    for variant in args.variants.split(","):
+        model = load_model(Path(args.run) / "runs" / variant / "best.ckpt").eval()
+        channels = channels_for_variant(variant)
+        images = np.stack([data[c][pick] for c in channels], axis=1)
+        for shrink in (float(v) for v in args.shrinks.split(",")):
+            corrector = with_inference(model, {"network.correction_shrink": shrink})
+            output = correct_batches(corrector, images, metal=metal[pick])
+            columns[f"{variant}, shrink {shrink:g}"] = hu(output[:, channels.index("ct")])
+    columns["ground truth"] = hu(data["ct_clean"][pick])
+    save_image_grid(
+        columns,
+        args.out,
+        row_labels=[f"test slice {i + 1}" for i in range(len(pick))],
+        value_range=WINDOW_HU,
+        title="CT near the implant, -200..300 HU",
+        outlines=[crop(metal[i], metal[i], args.half) for i in pick],
+    )
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
