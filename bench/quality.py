@@ -17,8 +17,10 @@ docs/model.md): OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEP
 steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
 (validate, and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM,
 MRI_BAND_MM, SHRINK (`network.correction_shrink`, 0.1 by default), METAL_FILL, GATED,
-LAMBDA_IDT, PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested
-dataset to use instead of step 1).
+LAMBDA_IDT, LAMBDA_SIM (madn's similarity weight), SEED (the training seed; the data stay seed
+7), VARIANTS (a comma-separated subset of the four, e.g. for a second seed; the targets that
+need a missing variant are skipped), PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU),
+DOCS, DATA (an ingested dataset to use instead of step 1).
 """
 
 from __future__ import annotations
@@ -98,6 +100,9 @@ def settings() -> dict[str, Any]:
         "metal_fill": env("METAL_FILL", True),
         "gated": env("GATED", False),
         "lambda_idt": env("LAMBDA_IDT", 10.0),
+        "lambda_sim": env("LAMBDA_SIM", 1.0),
+        "seed": env("SEED", 7),
+        "variants": env("VARIANTS", ",".join(VARIANTS)),
         "parallel": env("PARALLEL", 2),
         "workers": env("WORKERS", 2),
         "device": env("DEVICE", "cpu"),
@@ -105,6 +110,19 @@ def settings() -> dict[str, Any]:
         "docs": env("DOCS", False),
         "data": env("DATA", ""),
     }
+
+
+def chosen_variants(s: dict[str, Any]) -> tuple[str, ...]:
+    """The VARIANTS setting as a tuple in the benchmark's order; a one-line error for a name
+    that is not one of the four."""
+    names = [v.strip() for v in s["variants"].split(",") if v.strip()]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown or not names:
+        raise SystemExit(
+            f"VARIANTS={s['variants']!r}: expected a comma-separated subset of "
+            + ", ".join(VARIANTS)
+        )
+    return tuple(v for v in VARIANTS if v in names)
 
 
 def prepare_data(s: dict[str, Any], out: Path) -> SliceDataset:
@@ -160,7 +178,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "metal_fill": s["metal_fill"],
                 "gated": s["gated"],
             },
-            "loss": {"lambda_idt": s["lambda_idt"]},
+            "loss": {"lambda_idt": s["lambda_idt"], "lambda_sim": s["lambda_sim"]},
             "optim": {"lr": s["lr"]},
             "train": {
                 "epochs": epochs,
@@ -168,7 +186,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "patch": s["patch"] if s["patch"] < dataset.size else 0,
                 "ema_decay": s["ema"],
                 "val_every": s["val_every"],
-                "seed": 7,
+                "seed": s["seed"],
                 "device": s["device"],
                 "amp": s["amp"],
             },
@@ -198,14 +216,15 @@ def train_variant(s: dict[str, Any], variant: str, location: str, out: Path) -> 
 
 def train_all(s: dict[str, Any], dataset: SliceDataset, out: Path) -> dict[str, Path]:
     """Step 2: one run per variant, PARALLEL at a time; their best.ckpt by variant."""
+    variants = chosen_variants(s)
     if s["parallel"] <= 1:
-        return {v: train_variant(s, v, dataset.location, out) for v in VARIANTS}
+        return {v: train_variant(s, v, dataset.location, out) for v in variants}
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(s["parallel"], mp_context=context) as pool:
-        futures = {v: pool.submit(train_variant, s, v, dataset.location, out) for v in VARIANTS}
+        futures = {v: pool.submit(train_variant, s, v, dataset.location, out) for v in variants}
         return {v: future.result() for v, future in futures.items()}
 
 
@@ -293,10 +312,14 @@ def paired(frame: pd.DataFrame, method: str, other: str, measure: str, greater: 
 
 
 def targets(frame: pd.DataFrame, harm: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    """Every target of the benchmark: name, method, measured difference, p, pass."""
+    """Every target of the benchmark: name, method, measured difference, p, pass; a target
+    whose method or comparison was not trained (VARIANTS) is left out."""
     rows = []
+    present = set(frame["method"])
 
     def add(method: str, name: str, result: dict, passed: bool) -> None:
+        if method not in present or ("multichannel" in name and "multichannel" not in present):
+            return
         rows.append({"method": method, "target": name, **result, "pass": bool(passed)})
 
     for m in CT_MODELS:
@@ -305,7 +328,7 @@ def targets(frame: pd.DataFrame, harm: dict[str, dict[str, float]]) -> list[dict
             add(m, f"{measure} > No MAR", r, r["p"] < 0.05 and r["mean_diff"] > 0)
         r = paired(frame, m, NO_MAR, "sigma_implanted", greater=False)
         add(m, "sigma_implanted < No MAR", r, r["p"] < 0.05 and r["mean_diff"] < 0)
-        h = harm[m]["harm_hu"]
+        h = harm[m]["harm_hu"] if m in harm else math.nan
         add(m, "harm on metal-free slices < 20 HU", {"mean_diff": h, "p": math.nan, "n": 0}, h < 20)
     for m in MRI_MODELS:
         r = paired(frame, m, NO_MAR, "mri_psnr_near", True)
@@ -330,7 +353,7 @@ def setting_ablation(frame: pd.DataFrame, suffix: str) -> list[dict[str, Any]]:
     suffix`, the same network with one inference setting off), and the two-sided paired
     p-value: what that setting changes."""
     rows = []
-    for variant in VARIANTS:
+    for variant in [v for v in VARIANTS if v in set(frame["method"])]:
         for measure in ABLATION_MEASURES:
             if measure not in frame or frame[frame["method"] == variant][measure].isna().all():
                 continue
@@ -356,7 +379,7 @@ CURVES = (
 )
 
 
-def learning_curves(out: Path) -> Path:
+def learning_curves(out: Path, variants: tuple[str, ...] = VARIANTS) -> Path:
     """Validation curves of every variant against No MAR (the dashed 0 line), per epoch, as
     OUT/curves.png: val/score and the near-implant CT and MRI PSNR gains."""
     import matplotlib
@@ -365,7 +388,7 @@ def learning_curves(out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.5))
-    for variant in VARIANTS:
+    for variant in variants:
         lines = (out / "runs" / variant / "metrics.jsonl").read_text().splitlines()
         history = [h for h in map(json.loads, lines) if h.get("val/score") is not None]
         epochs = [h["epoch"] for h in history]  # the validated ones (VAL_EVERY)
@@ -454,6 +477,7 @@ def markdown(
 
 def main() -> int:
     s = settings()
+    chosen_variants(s)  # a bad VARIANTS fails here, before any data or training
     out = Path(s["out"]).resolve()
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(7)
@@ -479,7 +503,7 @@ def main() -> int:
         "shrink": setting_ablation(frame, NO_SHRINK) if s["shrink"] > 0 else [],
     }
     seconds = time.monotonic() - start
-    learning_curves(out)
+    learning_curves(out, chosen_variants(s))
     payload = {
         "settings": s,
         "seconds": seconds,
