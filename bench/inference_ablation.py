@@ -5,10 +5,12 @@ implant band on), plus the harm on the val split's metal-free slices (band off, 
 `make quality` measures it on the test split). docs/model.md, ablation 6.
 
     python bench/inference_ablation.py RUN DATA [--shrink 0,0.05,0.1] [--smooth 0.75,1.5]
-        [--variants adn-ct,...] [--out FILE.md]
+        [--mri-band 10,20,30] [--variants adn-ct,...] [--out FILE.md]
 
 RUN: a quality run folder (RUN/runs/<variant>/best.ckpt); DATA: its ingested dataset. Every
-setting is tried with the other one off; each run's own settings are replaced.
+shrink or smoothing setting is tried with the other one off; each run's own settings are
+replaced. An MRI band (`network.mri_band_mm`, mm) is tried with the run's own shrink and
+smoothing.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def settings(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     for name, key in KEYS.items():
         for value in (float(v) for v in getattr(args, name).split(",") if v):
             tried.append((f"{name} {value:g}", {**off, key: value}))
+    for value in (float(v) for v in args.mri_band.split(",") if v):
+        tried.append((f"MRI band {value:g} mm", {"network.mri_band_mm": value}))
     return tried
 
 
@@ -74,6 +78,7 @@ def main() -> int:
     parser.add_argument("data")
     parser.add_argument("--shrink", default="0,0.0333,0.05,0.1,0.15,0.2")
     parser.add_argument("--smooth", default="")
+    parser.add_argument("--mri-band", default="", help="network.mri_band_mm values (mm)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out", help="write the table (markdown) and FILE.json beside it")
     args = parser.parse_args()

@@ -14,7 +14,8 @@ Seeded, end to end on the synthetic benchmark:
 
 Environment (the defaults took 37 minutes on 2 idle CPU cores on 2026-12-04;
 docs/model.md): OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator
-steps per variant), WIDTH, NUM_RES, PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
+steps per variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator),
+PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
 (validate, and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM,
 MRI_BAND_MM, SHRINK (`network.correction_shrink`, 0.1 by default), METAL_FILL, GATED,
 LAMBDA_IDT, LAMBDA_SIM (madn's similarity weight), SEED (the training seed; the data stay seed
@@ -86,6 +87,7 @@ def settings() -> dict[str, Any]:
         "steps": env("STEPS", 1500),
         "width": env("WIDTH", 16),
         "num_res": env("NUM_RES", 2),
+        "disc_layers": env("DISC_LAYERS", 2),
         "patch": env("PATCH", 64),
         "batch": env("BATCH", 4),
         "lr": env("LR", 2e-4),
@@ -166,6 +168,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
             "network": {
                 "base_channels": s["width"],
                 "discriminator_channels": s["width"],
+                "discriminator_layers": s["disc_layers"],
                 "num_res": s["num_res"],
                 "residual": s["residual"],
                 "content_skips": s["skips"],
