@@ -1,9 +1,10 @@
 """Close-up of the shrunk change (docs/model.md, ablation 6): CT around the implant of the test
 slices with most metal, as input, each CT model at each `network.correction_shrink`, and the
-ground truth, in a soft-tissue window (-200..300 HU).
+ground truth, in a soft-tissue window (-200..300 HU); with `--modality mri` the MRI channel
+instead (its [-1, 1] model range), for the models that correct it.
 
     python bench/shrink_figure.py RUN DATA OUT.png [--shrinks 0.1,0.0333,0]
-        [--variants adn-ct,multichannel,madn] [--rows 3] [--half 48]
+        [--variants adn-ct,multichannel,madn] [--rows 3] [--half 48] [--modality ct|mri]
 
 RUN: a quality run folder (RUN/runs/<variant>/best.ckpt); DATA: its ingested dataset.
 """
@@ -44,37 +45,44 @@ def main() -> int:
     parser.add_argument("data")
     parser.add_argument("out")
     parser.add_argument("--shrinks", default="0.1,0")
-    parser.add_argument("--variants", default="adn-ct,multichannel,madn")
+    parser.add_argument("--variants", default="", help="default: the models of --modality")
+    parser.add_argument("--modality", choices=("ct", "mri"), default="ct")
     parser.add_argument("--rows", type=int, default=3)
     parser.add_argument("--half", type=int, default=48)
     args = parser.parse_args()
     dataset = SliceDataset(args.data)
     positions = dataset.select(split="test", has_metal=True)
-    data = dataset.read(positions, ["ct", "mri", "ct_clean", "metal_mask", "ct_min", "ct_max"])
+    names = ["ct", "mri", "ct_clean", "mri_clean", "metal_mask", "ct_min", "ct_max"]
+    data = dataset.read(positions, names)
     metal = data["metal_mask"] > 0
     pick = np.argsort(-metal.reshape(len(metal), -1).sum(axis=1))[: args.rows]
     window = (float(data["ct_min"][0]), float(data["ct_max"][0]))
+    mri = args.modality == "mri"
+    default = "adn-mr,multichannel,madn" if mri else "adn-ct,multichannel,madn"
 
     def hu(images: np.ndarray) -> list[np.ndarray]:
+        """CT in HU (MRI in its model range), cropped around each picked slice's metal."""
         pairs = zip(images, pick, strict=True)
-        return [crop(unit_to_hu(image, *window), metal[i], args.half) for image, i in pairs]
+        shown = (lambda x: x) if mri else (lambda x: unit_to_hu(x, *window))
+        return [crop(shown(image), metal[i], args.half) for image, i in pairs]
 
-    columns = {"input (No MAR)": hu(data["ct"][pick])}
-    for variant in args.variants.split(","):
+    columns = {"input (No MAR)": hu(data[args.modality][pick])}
+    for variant in (args.variants or default).split(","):
         model = load_model(Path(args.run) / "runs" / variant / "best.ckpt").eval()
         channels = channels_for_variant(variant)
         images = np.stack([data[c][pick] for c in channels], axis=1)
         for shrink in (float(v) for v in args.shrinks.split(",")):
             corrector = with_inference(model, {"network.correction_shrink": shrink})
             output = correct_batches(corrector, images, metal=metal[pick])
-            columns[f"{variant}, shrink {shrink:g}"] = hu(output[:, channels.index("ct")])
-    columns["ground truth"] = hu(data["ct_clean"][pick])
+            output = output[:, channels.index(args.modality)]
+            columns[f"{variant}, shrink {shrink:g}"] = hu(output)
+    columns["ground truth"] = hu(data[f"{args.modality}_clean"][pick])
     save_image_grid(
         columns,
         args.out,
         row_labels=[f"test slice {i + 1}" for i in range(len(pick))],
-        value_range=WINDOW_HU,
-        title="CT near the implant, -200..300 HU",
+        value_range=(-1.0, 1.0) if mri else WINDOW_HU,
+        title="MRI near the implant" if mri else "CT near the implant, -200..300 HU",
         outlines=[crop(metal[i], metal[i], args.half) for i in pick],
     )
     print(args.out)
