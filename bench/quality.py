@@ -18,10 +18,10 @@ steps per variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discrim
 PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
 (validate, and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM,
 MRI_BAND_MM, SHRINK (`network.correction_shrink`, 0.1 by default), METAL_FILL, GATED,
-LAMBDA_IDT, LAMBDA_SIM (madn's similarity weight), SEED (the training seed; the data stay seed
-7), VARIANTS (a comma-separated subset of the four, e.g. for a second seed; the targets that
-need a missing variant are skipped), PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU),
-DOCS, DATA (an ingested dataset to use instead of step 1).
+LAMBDA_IDT, LAMBDA_SIM (madn's similarity weight, 0.1 by default), SEED (the training seed;
+the data stay seed 7), VARIANTS (a comma-separated subset of the four, e.g. for a second seed;
+the targets that need a missing variant are skipped), PARALLEL, WORKERS, DEVICE, AMP (bf16
+autocast on a GPU), DOCS, DATA (an ingested dataset to use instead of step 1).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def settings() -> dict[str, Any]:
         "metal_fill": env("METAL_FILL", True),
         "gated": env("GATED", False),
         "lambda_idt": env("LAMBDA_IDT", 10.0),
-        "lambda_sim": env("LAMBDA_SIM", 1.0),
+        "lambda_sim": env("LAMBDA_SIM", 0.1),
         "seed": env("SEED", 7),
         "variants": env("VARIANTS", ",".join(VARIANTS)),
         "parallel": env("PARALLEL", 2),

@@ -29,7 +29,9 @@ CONFIG_KEYS = {
 # named starting points under `model:` and the flags (docs/model.md has the measurements):
 # "quality": the recipe `make quality` measured (ADN without generator norms, 64 px patches,
 # EMA, metal fill, the identity loss (lambda_idt 10), a 30 mm implant band (10 mm for MRI), the
-# change soft-thresholded at 0.1 of the range (300 HU), lr 2e-4, width 16, 2 residual blocks);
+# change soft-thresholded at 0.1 of the range (300 HU), lr 2e-4, width 16, 2 residual blocks,
+# and for madn the similarity term at lambda_sim 0.1 (at 1, the paper's weight, it cost 0.5 dB
+# of CT PSNR against multichannel at this width; ablation 7));
 # "paper": ADN/MADN as
 # published (madn_core's defaults: lr 1e-5, width 64, norms, whole image).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -46,7 +48,7 @@ RECIPES: dict[str, dict[str, Any]] = {
             "metal_fill": True,
             "correction_shrink": 0.1,
         },
-        "loss": {"lambda_idt": 10.0},
+        "loss": {"lambda_idt": 10.0, "lambda_sim": 0.1},
         "optim": {"lr": 2e-4},
         "train": {"ema_decay": 0.999, "patch": 64},
     },
