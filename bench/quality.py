@@ -15,7 +15,7 @@ Seeded, end to end on the synthetic benchmark:
 Environment (the defaults took 37 minutes on 2 idle CPU cores on 2026-12-04;
 docs/model.md): OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator
 steps per variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator),
-PATCH, BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
+PATCH, PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
 (validate, and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM,
 MRI_BAND_MM, SHRINK (`network.correction_shrink`, 0.1 by default), METAL_FILL, GATED,
 LAMBDA_IDT, LAMBDA_SIM (madn's similarity weight, 0.1 by default), SEED (the training seed;
@@ -89,6 +89,7 @@ def settings() -> dict[str, Any]:
         "num_res": env("NUM_RES", 2),
         "disc_layers": env("DISC_LAYERS", 2),
         "patch": env("PATCH", 64),
+        "patch_focus": env("PATCH_FOCUS", 0.0),
         "batch": env("BATCH", 4),
         "lr": env("LR", 2e-4),
         "residual": env("RESIDUAL", False),
@@ -187,6 +188,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "epochs": epochs,
                 "batch_size": s["batch"],
                 "patch": s["patch"] if s["patch"] < dataset.size else 0,
+                "patch_focus": s["patch_focus"],
                 "ema_decay": s["ema"],
                 "val_every": s["val_every"],
                 "seed": s["seed"],

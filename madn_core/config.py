@@ -279,6 +279,9 @@ class TrainConfig:
         export use (madn_core.ema); 0 turns it off.
     patch: side in pixels of the random square crops trained on (the networks are fully
         convolutional, so they still apply to whole slices); 0 trains on whole slices.
+    patch_focus: with a patch, the fraction of artefact-affected slices cropped around their
+        implant, each paired clean slice cropped at the same place (0: uniform crops; the data
+        loader's `pipelines.data.patches` says why).
     val_every: validate (and so consider for best.ckpt) every N-th epoch and after the last
         one; 1 validates every epoch. Validation is a third of a CPU epoch at the quality
         benchmark's size (docs/benchmarks.md).
@@ -292,6 +295,7 @@ class TrainConfig:
     device: str = "auto"
     ema_decay: float = 0.0
     patch: int = 0
+    patch_focus: float = 0.0
     val_every: int = 1
 
     def __post_init__(self) -> None:
@@ -300,6 +304,8 @@ class TrainConfig:
         _positive_int("train.epochs", self.epochs)
         _finite_float("train.ema_decay", self.ema_decay)
         _check(self.ema_decay < 1.0, "train.ema_decay", "< 1", self.ema_decay)
+        _finite_float("train.patch_focus", self.patch_focus)
+        _check(self.patch_focus <= 1.0, "train.patch_focus", "<= 1", self.patch_focus)
         _positive_int("train.batch_size", self.batch_size)
         _positive_int("train.seed", self.seed, minimum=0)
         _check(isinstance(self.amp, bool), "train.amp", "true or false", self.amp)

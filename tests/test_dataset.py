@@ -16,6 +16,7 @@ from pipelines.data.dataset import (
     channels_for_variant,
     iter_slices,
 )
+from pipelines.data.patches import focused_corners
 
 
 def test_batches_are_deterministic_per_epoch(dataset_path: Path) -> None:
@@ -69,3 +70,35 @@ def test_opens_a_uri_and_rejects_incomplete_folders(dataset_path: Path, tmp_path
         SliceDataset(dataset_path).read(np.arange(2), ["nonexistent"])
     with pytest.raises(DatasetError, match="no subject"):
         SliceDataset(dataset_path).read_subject("nobody", ["ct"])
+
+
+def test_focused_corners_hold_metal() -> None:
+    rng = np.random.default_rng(0)
+    metal = np.zeros((6, 40, 40), bool)
+    metal[0, 2:4, 37:39] = True  # a corner: the crop is clamped to the slice
+    metal[1, 20, 20] = True
+    metal[2, 30:33, 5:8] = True
+    for _ in range(20):
+        corners = focused_corners(metal, 12, 1.0, rng)
+        assert ((corners >= 0) & (corners <= 40 - 12)).all()
+        for mask, (top, left) in zip(metal[:3], corners[:3], strict=True):
+            assert mask[top : top + 12, left : left + 12].any()
+    seen = {tuple(focused_corners(metal, 12, 1.0, rng)[4]) for _ in range(20)}
+    assert len(seen) > 1  # slices without metal: uniform corners
+    never = focused_corners(metal, 12, 0.0, np.random.default_rng(1))
+    held = [m[t : t + 12, c : c + 12].any() for m, (t, c) in zip(metal[:3], never[:3], strict=True)]
+    assert not all(held)
+
+
+def test_focused_batches_crop_around_the_implant(dataset_path: Path) -> None:
+    dataset = SliceDataset(dataset_path)
+    focused = UnpairedBatches(dataset, batch_size=2, seed=1, augment=Augment(crop=12, focus=1.0))
+    threshold = 0.999  # CT window up to 2000 HU: metal is saturated (madn_core.band)
+    pairs = list(focused(0))
+    assert all(c.shape == b.shape == (2, 2, 12, 12) for c, b in pairs)
+    corrupted = torch.cat([c for c, _ in pairs])
+    assert (corrupted[:, 0].amax(dim=(1, 2)) >= threshold).all()
+    again = list(focused(0))
+    assert all(torch.equal(a, c) for (a, _), (c, _) in zip(pairs, again, strict=True))
+    with pytest.raises(DatasetError, match=r"patch focus 1\.5 must be in \[0, 1\]"):
+        UnpairedBatches(dataset, augment=Augment(crop=12, focus=1.5))

@@ -49,7 +49,7 @@ def check_dataset(dataset: SliceDataset, model: Mapping[str, Any], variants: Ite
             split="train",
             channels=channels_for_variant(variant),
             batch_size=config.train.batch_size,
-            augment=Augment(crop=config.train.patch or None),
+            augment=Augment(crop=config.train.patch or None, focus=config.train.patch_focus),
         )
 
 

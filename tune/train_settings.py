@@ -21,6 +21,7 @@ CONFIG_KEYS = {
     "base_channels": "network.base_channels",
     "num_res": "network.num_res",
     "patch": "train.patch",
+    "patch_focus": "train.patch_focus",
     "ema_decay": "train.ema_decay",
     "val_every": "train.val_every",
 }

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 import torch
 
 from pipelines.data.locations import is_uri, redact
+from pipelines.data.patches import crop_at, focused_corners
 from pipelines.data.shards import SCHEMA_VERSION, is_image, tensor_column
 
 INDEX_COLUMNS = (
@@ -196,10 +197,13 @@ def _column_array(table: pa.Table, name: str) -> np.ndarray:
 @dataclass
 class Augment:
     """flip: random left-right flips (probability 0.5 per slice); crop: random square crop side
-    in pixels (None: full slices)."""
+    in pixels (None: full slices); focus: with a crop, the fraction of artefact-affected slices
+    cropped around their implant, each paired clean slice cropped at the same place
+    (`pipelines.data.patches`; 0: one uniform crop position per batch and domain)."""
 
     flip: bool = False
     crop: int | None = None
+    focus: float = 0.0
 
 
 class UnpairedBatches:
@@ -230,6 +234,11 @@ class UnpairedBatches:
         self.augment = augment or Augment()
         if self.augment.crop is not None and not 0 < self.augment.crop <= dataset.size:
             raise DatasetError(f"crop {self.augment.crop} must be in 1..{dataset.size}")
+        if not 0.0 <= self.augment.focus <= 1.0:
+            raise DatasetError(f"patch focus {self.augment.focus} must be in [0, 1]")
+        self.focused = bool(self.augment.focus > 0 and self.augment.crop is not None)
+        if self.focused:
+            dataset.check_columns(("metal_mask",))
         self.window_groups = window_groups
         self.domains = []
         for has_metal in (True, False):
@@ -262,9 +271,9 @@ class UnpairedBatches:
         return self.corrupted_slices // self.batch_size
 
     def _slices(
-        self, domain: int, rng: np.random.Generator, repeat: bool
+        self, domain: int, rng: np.random.Generator, repeat: bool, columns: Sequence[str]
     ) -> Iterator[tuple[list[np.ndarray], int]]:
-        """One domain's slices in shuffled order, as (channel arrays of a row group, row).
+        """One domain's slices in shuffled order, as (arrays of `columns` of a row group, row).
         The arrays are zero-copy views of the decoded row groups of the current window."""
         groups = self.domains[domain]
         while True:
@@ -273,44 +282,77 @@ class UnpairedBatches:
                 refs: list[tuple[list[np.ndarray], int]] = []
                 for g in order[start : start + self.window_groups]:
                     shard, row_group, rows = groups[g]
-                    table = self.dataset.read_group(shard, row_group, self.channels)
-                    arrays = [tensor_column(table, name) for name in self.channels]
+                    table = self.dataset.read_group(shard, row_group, columns)
+                    arrays = [tensor_column(table, name) for name in columns]
                     refs.extend((arrays, int(r)) for r in rows)
                 for i in rng.permutation(len(refs)):
                     yield refs[i]
             if not repeat:
                 return
 
-    def _batches(
-        self, domain: int, rng: np.random.Generator, repeat: bool
-    ) -> Iterator[torch.Tensor]:
-        """(B, C, H, W) float32 batches: each slice is copied once, into its batch."""
+    def _full_slices(
+        self, domain: int, rng: np.random.Generator, repeat: bool, with_metal: bool = False
+    ) -> Iterator[tuple[torch.Tensor, np.ndarray | None]]:
+        """Uncropped (B, C, H, W) float32 batches, each slice copied once into its batch, with
+        their (B, H, W) bool metal masks when `with_metal`."""
         size = self.dataset.size
-        source = self._slices(domain, rng, repeat)
+        columns = (*self.channels, "metal_mask") if with_metal else self.channels
+        source = self._slices(domain, rng, repeat, columns)
         while True:
             batch = np.empty((self.batch_size, len(self.channels), size, size), np.float32)
+            metal = np.zeros((self.batch_size, size, size), bool) if with_metal else None
             for i in range(self.batch_size):
                 ref = next(source, None)
                 if ref is None:
                     return
                 arrays, row = ref
-                for c, array in enumerate(arrays):
+                for c, array in enumerate(arrays[: len(self.channels)]):
                     batch[i, c] = array[row]
-            yield self._augment(torch.from_numpy(batch), rng)
+                if metal is not None:
+                    metal[i] = arrays[-1][row] > 0
+            yield torch.from_numpy(batch), metal
+
+    def _batches(
+        self, domain: int, rng: np.random.Generator, repeat: bool
+    ) -> Iterator[torch.Tensor]:
+        """(B, C, H, W) float32 batches, cropped (one uniform position) and flipped."""
+        for batch, _ in self._full_slices(domain, rng, repeat):
+            yield self._augment(batch, rng)
 
     def _augment(self, batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if self.augment.crop is not None and self.augment.crop < batch.shape[-1]:
             side = self.augment.crop
             top, left = rng.integers(0, batch.shape[-1] - side + 1, size=2)
             batch = batch[..., top : top + side, left : left + side]
+        return self._flip(batch.contiguous(), rng)
+
+    def _flip(self, batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if self.augment.flip:
             flips = torch.from_numpy(rng.random(batch.shape[0]) < 0.5)
             if flips.any():
-                batch = batch.contiguous()
                 batch[flips] = batch[flips].flip(-1)
         return batch.contiguous()
 
+    def _focused_pairs(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(corrupted, clean) crops at shared per-slice corners, implant-centred (patches.py)."""
+        corrupted_rng = np.random.default_rng([self.seed, epoch, 0])
+        clean_rng = np.random.default_rng([self.seed, epoch, 1])
+        clean = self._full_slices(1, clean_rng, repeat=True)
+        corrupted = self._full_slices(0, corrupted_rng, repeat=False, with_metal=True)
+        side = int(self.augment.crop or 0)
+        for _ in range(len(self)):
+            batch, metal = next(corrupted)
+            assert metal is not None
+            corners = focused_corners(metal, side, self.augment.focus, corrupted_rng)
+            yield (
+                self._flip(crop_at(batch, corners, side), corrupted_rng),
+                self._flip(crop_at(next(clean)[0], corners, side), clean_rng),
+            )
+
     def __call__(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.focused:
+            yield from self._focused_pairs(epoch)
+            return
         corrupted_rng = np.random.default_rng([self.seed, epoch, 0])
         clean_rng = np.random.default_rng([self.seed, epoch, 1])
         clean = self._batches(1, clean_rng, repeat=True)

@@ -63,6 +63,12 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="train on random N px crops at the data's native spacing (default: whole slices)",
     )
     parser.add_argument(
+        "--patch-focus",
+        type=float,
+        help="with --patch: fraction of metal slices cropped around the implant, each clean "
+        "slice at the same place (quality 0; docs/model.md ablation 8)",
+    )
+    parser.add_argument(
         "--ema-decay", type=float, help="EMA of the generator weights for validation (default off)"
     )
     parser.add_argument(
