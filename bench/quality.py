@@ -89,7 +89,7 @@ def settings() -> dict[str, Any]:
         "num_res": env("NUM_RES", 2),
         "disc_layers": env("DISC_LAYERS", 2),
         "patch": env("PATCH", 64),
-        "patch_focus": env("PATCH_FOCUS", 0.0),
+        "patch_focus": env("PATCH_FOCUS", 0.5),
         "batch": env("BATCH", 4),
         "lr": env("LR", 2e-4),
         "residual": env("RESIDUAL", False),

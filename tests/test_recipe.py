@@ -111,12 +111,17 @@ def test_gate_blends_the_correction_with_the_input_and_only_the_gate_learns_from
 def test_patches_train_a_model_that_corrects_whole_slices(dataset_path: Path, tmp_path: Path):
     from pipelines.training.train import train_model
 
-    config = tiny_config("adn-ct", **{"train.patch": 16, "train.epochs": 1})
+    config = tiny_config(
+        "adn-ct", **{"train.patch": 16, "train.patch_focus": 0.5, "train.epochs": 1}
+    )
     result = train_model(dataset_path, config, tmp_path / "run", progress=False)
     model = load_model(result.checkpoint)
+    assert model.config.train.patch_focus == 0.5
     assert model.correct(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
     with pytest.raises(ConfigError, match=r"train\.patch"):
         tiny_config("adn-ct", **{"train.patch": 18})
+    with pytest.raises(ConfigError, match=r"train\.patch_focus must be <= 1, got 2"):
+        tiny_config("adn-ct", **{"train.patch_focus": 2.0})
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ def test_tracked_training_can_be_promoted(dataset_path: Path, tmp_path: Path, ca
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     common = ["--experiment", "hip-train", "--tracking-uri", uri]
     args = ["train", "--data", str(dataset_path), "--variant", "adn-ct", "--epochs", "2"]
+    args += ["--patch", "16", "--patch-focus", "0.75"]
     assert main([*args, "--out", str(tmp_path / "run"), *TINY, *common]) == 0
     printed = capsys.readouterr().out
     assert "madn promote --experiment hip-train --run-id" in printed
@@ -29,6 +30,7 @@ def test_tracked_training_can_be_promoted(dataset_path: Path, tmp_path: Path, ca
     assert run.data.params["data"] == str(dataset_path)
     assert run.data.params["variant"] == "adn-ct"
     assert run.data.params["network.metal_fill"] == "True"  # the quality recipe
+    assert run.data.params["train.patch_focus"] == "0.75"
     history = client.get_metric_history(run.info.run_id, "val/score")
     assert [m.step for m in history] == [1, 2]
     top = {a.path for a in client.list_artifacts(run.info.run_id)}

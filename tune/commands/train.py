@@ -66,7 +66,7 @@ def add(commands: argparse._SubParsersAction) -> None:
         "--patch-focus",
         type=float,
         help="with --patch: fraction of metal slices cropped around the implant, each clean "
-        "slice at the same place (quality 0; docs/model.md ablation 8)",
+        "slice at the same place (quality 0.5; docs/model.md ablation 8)",
     )
     parser.add_argument(
         "--ema-decay", type=float, help="EMA of the generator weights for validation (default off)"
