@@ -21,6 +21,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from shrink_figure import crop
 
 from madn_core.checkpoint import load_model
 from pipelines.data.dataset import SliceDataset
@@ -53,16 +56,6 @@ def read_slices(data: str, channels: tuple[str, ...], count: int) -> dict[str, t
     }
 
 
-def crop_window(metal: torch.Tensor, crop: int) -> tuple[slice, slice]:
-    """Rows and columns of a `crop` px window around the (N, H, W) masks' metal centroid."""
-    size = metal.shape[-1]
-    rows, cols = torch.nonzero(metal.any(0), as_tuple=True)
-    top = int(rows.float().mean()) - crop // 2 if len(rows) else (size - crop) // 2
-    left = int(cols.float().mean()) - crop // 2 if len(cols) else (size - crop) // 2
-    top, left = (min(max(v, 0), size - crop) for v in (top, left))
-    return slice(top, top + crop), slice(left, left + crop)
-
-
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
@@ -77,14 +70,16 @@ def main(argv: list[str] | None = None) -> Path:
     with torch.no_grad():
         outputs = model(batch["corrupted"], batch["clean"])
     outputs = {**outputs, "clean": batch["clean"]}
-    window = crop_window(batch["metal"], args.crop) if args.crop else (slice(None), slice(None))
+    implant = batch["metal"].any(0).numpy()  # every image is cropped at the same place
     rows = [(i, c) for i in range(args.slices) for c in range(len(channels))]
     fig, axes = plt.subplots(len(rows), len(PATHS), figsize=(2.2 * len(PATHS), 2.2 * len(rows)))
     axes = np.atleast_2d(axes)
     for r, (i, c) in enumerate(rows):
         for j, (title, key) in enumerate(PATHS):
             image = batch["corrupted"] if key is None else outputs[key]
-            axes[r, j].imshow(image[i, c][window].numpy(), cmap="gray", vmin=-1, vmax=1)
+            shown = image[i, c].numpy()
+            shown = crop(shown, implant, args.crop // 2) if args.crop else shown
+            axes[r, j].imshow(shown, cmap="gray", vmin=-1, vmax=1)
             axes[r, j].set_title(f"{title} {channels[c].upper()}", fontsize=7)
             axes[r, j].axis("off")
     fig.suptitle(f"generator paths of {args.checkpoint}", fontsize=8)

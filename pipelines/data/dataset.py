@@ -333,13 +333,13 @@ class UnpairedBatches:
                 batch[flips] = batch[flips].flip(-1)
         return batch.contiguous()
 
-    def _focused_pairs(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _focused_pairs(
+        self, corrupted_rng: np.random.Generator, clean_rng: np.random.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """(corrupted, clean) crops at shared per-slice corners, implant-centred (patches.py)."""
-        corrupted_rng = np.random.default_rng([self.seed, epoch, 0])
-        clean_rng = np.random.default_rng([self.seed, epoch, 1])
         clean = self._full_slices(1, clean_rng, repeat=True)
         corrupted = self._full_slices(0, corrupted_rng, repeat=False, with_metal=True)
-        side = int(self.augment.crop or 0)
+        side = int(self.augment.crop)  # type: ignore[arg-type]  # focused implies a crop
         for _ in range(len(self)):
             batch, metal = next(corrupted)
             assert metal is not None
@@ -350,11 +350,11 @@ class UnpairedBatches:
             )
 
     def __call__(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        if self.focused:
-            yield from self._focused_pairs(epoch)
-            return
         corrupted_rng = np.random.default_rng([self.seed, epoch, 0])
         clean_rng = np.random.default_rng([self.seed, epoch, 1])
+        if self.focused:
+            yield from self._focused_pairs(corrupted_rng, clean_rng)
+            return
         clean = self._batches(1, clean_rng, repeat=True)
         corrupted = self._batches(0, corrupted_rng, repeat=False)
         for _ in range(len(self)):

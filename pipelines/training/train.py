@@ -171,9 +171,8 @@ def train_model(
         channels=channels,
         batch_size=config.train.batch_size,
         seed=config.train.seed,
-        augment=augment or Augment(
-            flip=True, crop=config.train.patch or None, focus=config.train.patch_focus
-        ),
+        augment=augment
+        or Augment(flip=True, crop=config.train.patch or None, focus=config.train.patch_focus),
     )
     validator = Validator(dataset, channels, split="val", max_slices=max_val_slices)
     (out / "config.json").write_text(
