@@ -12,16 +12,18 @@ Seeded, end to end on the synthetic benchmark:
    OUT/summary.json, OUT/quality.md (and docs/quality.md with DOCS=1), OUT/curves.png, and a
    pass/fail table on stdout.
 
-Environment (the defaults took 37 minutes on 2 idle CPU cores on 2026-12-04;
-docs/model.md): OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator
-steps per variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator),
-PATCH, PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY
-(validate, and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM,
-MRI_BAND_MM, SHRINK (`network.correction_shrink`, 0.1 by default), METAL_FILL, GATED,
-LAMBDA_IDT, LAMBDA_SIM (madn's similarity weight, 0.1 by default), SEED (the training seed;
-the data stay seed 7), VARIANTS (a comma-separated subset of the four, e.g. for a second seed;
-the targets that need a missing variant are skipped), PARALLEL, WORKERS, DEVICE, AMP (bf16
-autocast on a GPU), DOCS, DATA (an ingested dataset to use instead of step 1).
+Environment (the defaults took 37 minutes on 2 idle CPU cores on 2026-12-04; docs/model.md):
+OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator steps per
+variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator), PATCH,
+PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY (validate,
+and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM, MRI_BAND_MM, SHRINK
+(`network.correction_shrink`, 0.1 by default), METAL_FILL, GATED, LAMBDA_IDT, LAMBDA_ADV and
+LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and VOID_RADIUS_PX (the MRI void-inpainting
+term, `madn_core.voids`; 5 and 12 px by default), LAMBDA_SIM (madn's similarity weight, 0.1 by
+default), SEED (the training seed; the data stay seed 7), VARIANTS (a comma-separated subset of
+the four, e.g. for a second seed; the targets that need a missing variant are skipped),
+PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested dataset to use
+instead of step 1).
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ def settings() -> dict[str, Any]:
         "metal_fill": env("METAL_FILL", True),
         "gated": env("GATED", False),
         "lambda_idt": env("LAMBDA_IDT", 10.0),
+        "lambda_adv": env("LAMBDA_ADV", 1.0),
+        "lambda_art": env("LAMBDA_ART", 20.0),
+        "lambda_void": env("LAMBDA_VOID", 5.0),
+        "void_radius_px": env("VOID_RADIUS_PX", 12.0),
         "lambda_sim": env("LAMBDA_SIM", 0.1),
         "seed": env("SEED", 7),
         "variants": env("VARIANTS", ",".join(VARIANTS)),
@@ -182,7 +188,14 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "metal_fill": s["metal_fill"],
                 "gated": s["gated"],
             },
-            "loss": {"lambda_idt": s["lambda_idt"], "lambda_sim": s["lambda_sim"]},
+            "loss": {
+                "lambda_idt": s["lambda_idt"],
+                "lambda_sim": s["lambda_sim"],
+                "lambda_adv": s["lambda_adv"],
+                "lambda_art": s["lambda_art"],
+                "lambda_void": s["lambda_void"],
+                "void_radius_px": s["void_radius_px"],
+            },
             "optim": {"lr": s["lr"]},
             "train": {
                 "epochs": epochs,

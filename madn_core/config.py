@@ -193,6 +193,7 @@ LAMBDAS = (
     "lambda_gate",
     "lambda_gate_adv",
     "lambda_sim",
+    "lambda_void",
 )
 
 
@@ -217,6 +218,10 @@ class LossConfig:
     full_cycle: add self-synthesis |G_Ia(E_I(x̂), a) - xa|_1 (eq. 7); None: the variant's default.
     similarity: "lncc", "cc" or "nmi"; used only by variants with a similarity loss.
     lambda_sim: weight of L_sim = 1 - mean |S(x̂_CT, x̂_MRI)|.
+    lambda_void: weight of the void-inpainting term |G_I(E_Ia(v(y))) - y|_1 on the MRI channel
+        inside the void, v(y) the clean batch with its MRI blanked inside one random disc per
+        image (`madn_core.voids`); variants with an MRI channel only; 0 (off) in ADN.
+    void_radius_px: the largest radius of those discs, in pixels (the smallest is a quarter).
     sigma: standard deviation of the LNCC Gaussian window, in pixels.
     nmi_bins: number of Parzen histogram bins for NMI.
     """
@@ -232,6 +237,8 @@ class LossConfig:
     full_cycle: bool | None = None
     similarity: str = "lncc"
     lambda_sim: float = 1.0
+    lambda_void: float = 0.0
+    void_radius_px: float = 12.0
     sigma: float = 5.0
     nmi_bins: int = 32
 
@@ -247,6 +254,7 @@ class LossConfig:
         )
         _choice("loss.similarity", self.similarity, SIMILARITY_NAMES)
         _finite_float("loss.sigma", self.sigma, strict=True)
+        _finite_float("loss.void_radius_px", self.void_radius_px, strict=True)
         _positive_int("loss.nmi_bins", self.nmi_bins, minimum=4)
 
 

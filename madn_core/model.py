@@ -8,6 +8,7 @@ batch y, each (N, C, H, W) in [-1, 1] with C = 1 (adn-ct, adn-mr) or 2 (CT, MRI)
     self-reduction  G_I(E_Ia(ŷ^a))  -> y    ["hlh"]
     self-synthesis  G_Ia(E_I(x̂), a) -> x^a  ["lhl", MADN's full cycle]
     identity        G_I(E_Ia(y))    -> y    [CycleGAN's identity loss, when lambda_idt > 0]
+    void            G_I(E_Ia(v(y))) -> y    [MRI inpainting inside random discs, lambda_void > 0]
     gate (network.gated): g = Gate(x^a, x̂); the corrected image is g x̂ + (1 - g) x^a
 """
 
@@ -23,6 +24,7 @@ from madn_core.correction import correct_images
 from madn_core.losses import gan_discriminator_loss, gan_generator_loss, l1
 from madn_core.networks import Decoder, Encoder, Gate, PatchDiscriminator
 from madn_core.similarity import get_similarity, similarity_loss
+from madn_core.voids import blank_channel, masked_l1, random_discs
 
 Outputs = dict[str, torch.Tensor]
 Encoded = tuple[torch.Tensor, list[torch.Tensor]]  # an encoder's (code, features deepest first)
@@ -146,11 +148,27 @@ class MADN(nn.Module):
                 torch.is_grad_enabled() and self.config.loss.lambda_idt > 0
             ):
                 outputs["clean_identity"] = self.decode_clean(self.encoder_corrupt(clean), clean)
+        if self.uses_void_term:
+            outputs.update(self.void_paths(clean))
         if self.config.full_cycle:
             outputs["self_synthesis"] = self.decode_corrupt(
                 self.encoder_clean(corrected)[0], artefact, corrected
             )
         return outputs
+
+    @property
+    def uses_void_term(self) -> bool:
+        """Whether the void-inpainting term is on: `loss.lambda_void` > 0 and an MRI channel."""
+        return self.config.loss.lambda_void > 0 and "mri" in self.config.channels
+
+    def void_paths(self, clean: torch.Tensor) -> Outputs:
+        """{"void_mask": (N, 1, H, W) bool discs, "clean_void": G_I(E_Ia(v(y))) (N, C, H, W)}
+        for a clean batch y, v blanking the MRI channel inside the discs (`madn_core.voids`)."""
+        n, _, height, width = clean.shape
+        masks = random_discs(n, height, width, self.config.loss.void_radius_px, clean.device)
+        voided = blank_channel(clean, self.config.channels.index("mri"), masks)
+        restored = self.decode_clean(self.encoder_corrupt(voided), voided)
+        return {"void_mask": masks, "clean_void": restored}
 
     # -- objectives -------------------------------------------------------------------------
     def generator_loss(
@@ -190,6 +208,12 @@ class MADN(nn.Module):
             total = (
                 total + loss.lambda_gate * terms["gate"] + loss.lambda_gate_adv * terms["gate_adv"]
             )
+        if "clean_void" in out:
+            mri = self.config.channels.index("mri")
+            terms["void"] = masked_l1(
+                out["clean_void"][:, mri : mri + 1], clean[:, mri : mri + 1], out["void_mask"]
+            )
+            total = total + loss.lambda_void * terms["void"]
         if "self_synthesis" in out:
             terms["self_synthesis"] = l1(out["self_synthesis"], corrupted)
             total = total + loss.lambda_cycle * terms["self_synthesis"]
