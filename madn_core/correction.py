@@ -65,9 +65,16 @@ def fill_metal(
         return images
     low, high = config.data.ct_window_hu
     fill = 2.0 * (FILL_HU - low) / (high - low) - 1.0
-    ct = config.channels.index("ct")
+    return fill_channel(images, config.channels.index("ct"), metal, fill)
+
+
+def fill_channel(
+    images: torch.Tensor, channel: int, mask: torch.Tensor, value: float
+) -> torch.Tensor:
+    """A copy of (N, C, H, W) `images` with `channel` set to `value` where the (N, 1, H, W)
+    bool `mask` is true; the other channels are unchanged."""
     filled = images.clone()
-    filled[:, ct : ct + 1] = images[:, ct : ct + 1].masked_fill(metal, fill)
+    filled[:, channel : channel + 1] = images[:, channel : channel + 1].masked_fill(mask, value)
     return filled
 
 

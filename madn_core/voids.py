@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from madn_core.correction import fill_channel
+
 NO_SIGNAL = -1.0  # the MRI value of a signal void in the [-1, 1] range
 
 
@@ -41,11 +43,7 @@ def random_discs(
 def blank_channel(images: torch.Tensor, channel: int, masks: torch.Tensor) -> torch.Tensor:
     """A copy of (N, C, H, W) `images` with `channel` set to NO_SIGNAL where the (N, 1, H, W)
     bool `masks` are true; the other channels are unchanged."""
-    voided = images.clone()
-    voided[:, channel : channel + 1] = images[:, channel : channel + 1].masked_fill(
-        masks, NO_SIGNAL
-    )
-    return voided
+    return fill_channel(images, channel, masks, NO_SIGNAL)
 
 
 def masked_l1(pred: torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
