@@ -5,12 +5,13 @@ implant band on), plus the harm on the val split's metal-free slices (band off, 
 `make quality` measures it on the test split). docs/model.md, ablation 6.
 
     python bench/inference_ablation.py RUN DATA [--shrink 0,0.05,0.1] [--smooth 0.75,1.5]
-        [--mri-band 10,20,30] [--variants adn-ct,...] [--out FILE.md]
+        [--mri-band 10,20,30] [--mri-shrink 0,0.05] [--variants adn-ct,...] [--out FILE.md]
 
 RUN: a quality run folder (RUN/runs/<variant>/best.ckpt); DATA: its ingested dataset. Every
 shrink or smoothing setting is tried with the other one off; each run's own settings are
-replaced. An MRI band (`network.mri_band_mm`, mm) is tried with the run's own shrink and
-smoothing.
+replaced (both channels alike). An MRI band (`network.mri_band_mm`, mm) or an MRI shrink
+(`network.mri_shrink`) is tried with the run's other settings as they are; variants without an
+MRI channel skip the MRI shrink.
 """
 
 from __future__ import annotations
@@ -48,15 +49,18 @@ def measure(model: torch.nn.Module, dataset: SliceDataset, variant: str) -> dict
     return row
 
 
-def settings(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
-    """(label, overrides) per setting tried, each with the other setting off."""
-    off = {key: 0.0 for key in KEYS.values()}
+def settings(args: argparse.Namespace, variant: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, overrides) per setting tried on `variant`, each with the other setting off."""
+    off: dict[str, Any] = {key: 0.0 for key in KEYS.values()} | {"network.mri_shrink": None}
     tried = []
     for name, key in KEYS.items():
         for value in (float(v) for v in getattr(args, name).split(",") if v):
             tried.append((f"{name} {value:g}", {**off, key: value}))
     for value in (float(v) for v in args.mri_band.split(",") if v):
         tried.append((f"MRI band {value:g} mm", {"network.mri_band_mm": value}))
+    if "mri" in channels_for_variant(variant):
+        for value in (float(v) for v in args.mri_shrink.split(",") if v):
+            tried.append((f"MRI shrink {value:g}", {"network.mri_shrink": value}))
     return tried
 
 
@@ -79,6 +83,7 @@ def main() -> int:
     parser.add_argument("--shrink", default="0,0.0333,0.05,0.1,0.15,0.2")
     parser.add_argument("--smooth", default="")
     parser.add_argument("--mri-band", default="", help="network.mri_band_mm values (mm)")
+    parser.add_argument("--mri-shrink", default="", help="network.mri_shrink values")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out", help="write the table (markdown) and FILE.json beside it")
     args = parser.parse_args()
@@ -86,7 +91,7 @@ def main() -> int:
     rows = []
     for variant in args.variants.split(","):
         model = load_model(Path(args.run) / "runs" / variant / "best.ckpt").eval()
-        for label, overrides in settings(args):
+        for label, overrides in settings(args, variant):
             row = measure(with_inference(model, overrides), dataset, variant)
             rows.append({"variant": variant, "setting": label, **row})
             print(table(rows[-1:]).splitlines()[-1], flush=True)

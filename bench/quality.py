@@ -17,11 +17,13 @@ OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator ste
 variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator), PATCH,
 PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY (validate,
 and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM, MRI_BAND_MM, SHRINK
-(`network.correction_shrink`, 0.1 by default), METAL_FILL, GATED, LAMBDA_IDT, LAMBDA_ADV and
-LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and VOID_RADIUS_PX (the MRI void-inpainting
-term, `madn_core.voids`; 5 and 12 px by default), LAMBDA_SIM (madn's similarity weight, 0.1 by
-default), SEED (the training seed; the data stay seed 7), VARIANTS (a comma-separated subset of
-the four, e.g. for a second seed; the targets that need a missing variant are skipped),
+(`network.correction_shrink`, 0.1 by default), MRI_SHRINK (`network.mri_shrink`, the MRI
+channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), METAL_FILL, GATED,
+LAMBDA_IDT, LAMBDA_ADV and LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and
+VOID_RADIUS_PX (the MRI void-inpainting term, `madn_core.voids`; 5 and 12 px by default),
+LAMBDA_SIM (madn's similarity weight, 0.1 by default), SEED (the training seed; the data stay
+seed 7), VARIANTS (a comma-separated subset of the four, e.g. for a second seed; the targets
+that need a missing variant are skipped),
 PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested dataset to use
 instead of step 1).
 """
@@ -102,6 +104,7 @@ def settings() -> dict[str, Any]:
         "band_mm": env("BAND_MM", 30.0),
         "mri_band_mm": env("MRI_BAND_MM", 10.0),
         "shrink": env("SHRINK", 0.1),
+        "mri_shrink": env("MRI_SHRINK", 0.0),
         "metal_fill": env("METAL_FILL", True),
         "gated": env("GATED", False),
         "lambda_idt": env("LAMBDA_IDT", 10.0),
@@ -185,6 +188,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "correction_band_mm": s["band_mm"],
                 "mri_band_mm": s["mri_band_mm"],
                 "correction_shrink": s["shrink"],
+                "mri_shrink": s["mri_shrink"],
                 "metal_fill": s["metal_fill"],
                 "gated": s["gated"],
             },
@@ -281,6 +285,7 @@ def harm_on_metal_free_slices(
     raw = {
         "network.correction_band_mm": 0.0,
         "network.correction_shrink": 0.0,
+        "network.mri_shrink": 0.0,
         "network.correction_smooth_mm": 0.0,
     }
     result = {}
@@ -467,9 +472,9 @@ def markdown(
             "band - whole",
         ),
         "shrink": (
-            f"Ablation: the shrunk change (`correction_shrink` {s['shrink']:g}) against the same "
-            "network without it, band on (mean over test subjects of shrunk - not; two-sided "
-            "paired p).",
+            f"Ablation: the shrunk change (`correction_shrink` {s['shrink']:g}, `mri_shrink` "
+            f"{s['mri_shrink']:g}) against the same network without it, band on (mean over test "
+            "subjects of shrunk - not; two-sided paired p).",
             "shrunk - not",
         ),
     }
@@ -507,8 +512,9 @@ def main() -> int:
     evaluated = dict(models)
     if s["band_mm"] > 0:  # the ablation: the same networks on the whole image
         evaluated.update({f"{v}{WHOLE}": without_band(m) for v, m in models.items()})
-    no_shrink = {"network.correction_shrink": 0.0}
-    if s["shrink"] > 0:  # and without the shrink
+    no_shrink = {"network.correction_shrink": 0.0, "network.mri_shrink": 0.0}
+    shrunk = s["shrink"] > 0 or s["mri_shrink"] > 0
+    if shrunk:  # and without the shrink
         evaluated.update(
             {f"{v}{NO_SHRINK}": with_inference(m, no_shrink) for v, m in models.items()}
         )
@@ -518,7 +524,7 @@ def main() -> int:
     summary, rows = method_means(frame, harm), targets(frame, harm)
     ablations = {
         "band": setting_ablation(frame, WHOLE) if s["band_mm"] > 0 else [],
-        "shrink": setting_ablation(frame, NO_SHRINK) if s["shrink"] > 0 else [],
+        "shrink": setting_ablation(frame, NO_SHRINK) if shrunk else [],
     }
     seconds = time.monotonic() - start
     learning_curves(out, chosen_variants(s))

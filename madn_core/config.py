@@ -105,6 +105,10 @@ class NetworkConfig:
         smaller than that, mostly the noise texture the network cannot reproduce, are not
         applied, larger ones are applied less that amount (`madn_core.correction`). Training is
         unchanged. ADN: 0 (the output as the decoder made it).
+    mri_shrink: the shrink of the MRI channel, when it differs from the CT's (a fraction in
+        [0, 1)): the MRI decoder's smoothing costs less than the CT's, and its small changes near
+        the implant are the void it fills (docs/model.md, ablation 10). None: the MRI channel uses
+        correction_shrink.
     correction_smooth_mm: `MADN.correct` low-passes the network's change to its input with a
         Gaussian of this std (mm) before adding it back; needs `data.spacing_mm`. Measured to
         remove the streak correction with the noise (docs/model.md, ablation 6). ADN: 0.
@@ -129,6 +133,7 @@ class NetworkConfig:
     mri_band_mm: float = 0.0
     metal_fill: bool = False
     correction_shrink: float = 0.0
+    mri_shrink: float | None = None
     correction_smooth_mm: float = 0.0
 
     def __post_init__(self) -> None:
@@ -140,6 +145,14 @@ class NetworkConfig:
             "a fraction in [0, 1)",
             self.correction_shrink,
         )
+        if self.mri_shrink is not None:
+            _finite_float("network.mri_shrink", self.mri_shrink)
+            _check(
+                0 <= self.mri_shrink < 1,
+                "network.mri_shrink",
+                "a fraction in [0, 1) or null",
+                self.mri_shrink,
+            )
         _finite_float("network.correction_smooth_mm", self.correction_smooth_mm)
         _check(
             self.correction_smooth_mm >= 0,

@@ -18,7 +18,8 @@
    texture, so its output is the input denoised and slightly blurred; the clean image has the
    same noise, so those small changes cost PSNR and change metal-free slices by about the
    noise level. Streaks and dark bands change the image by hundreds of HU and pass the
-   threshold. `network.correction_smooth_mm` instead low-passes the change with a Gaussian
+   threshold. `network.mri_shrink` sets the MRI channel's own s (0: its change as the decoder
+   made it). `network.correction_smooth_mm` instead low-passes the change with a Gaussian
    (kept as an option: it removes the fine streak correction with the noise).
 4. **Implant band** (`network.correction_band_mm`, `madn_core.band`): the output is kept near
    the metal and fades back to the input beyond (the MRI channel within `network.mri_band_mm`
@@ -100,8 +101,10 @@ def correct_images(
         corrected = gate.blend(image, corrected)
     if net.correction_smooth_mm > 0:
         corrected = smooth_change(config, image, corrected)
-    if net.correction_shrink > 0:
-        corrected = shrink_change(image, corrected, 2.0 * net.correction_shrink)
+    shrinks = channel_shrinks(config)
+    if any(s > 0 for s in shrinks):
+        thresholds = 2.0 * torch.tensor(shrinks, dtype=corrected.dtype, device=corrected.device)
+        corrected = shrink_change(image, corrected, thresholds.view(1, -1, 1, 1))
     if net.correction_band_mm > 0 and mask is not None:
         corrected = blend_channels_in_band(config, corrected, corrupted, mask)
     if net.metal_fill and mask is not None:
@@ -109,9 +112,20 @@ def correct_images(
     return corrected.clamp(-1.0, 1.0)
 
 
-def shrink_change(image: torch.Tensor, output: torch.Tensor, threshold: float) -> torch.Tensor:
+def channel_shrinks(config: MADNConfig) -> list[float]:
+    """The shrink (fraction of the [-1, 1] range) of each of the model's channels:
+    `network.mri_shrink` for the MRI channel when set, `network.correction_shrink` otherwise."""
+    net = config.network
+    mri = net.correction_shrink if net.mri_shrink is None else net.mri_shrink
+    return [mri if name == "mri" else net.correction_shrink for name in config.channels]
+
+
+def shrink_change(
+    image: torch.Tensor, output: torch.Tensor, threshold: float | torch.Tensor
+) -> torch.Tensor:
     """image + soft(output - image, threshold) for (N, C, H, W) tensors in [-1, 1] (step 3):
-    changes of at most `threshold` are dropped, larger ones shortened by it."""
+    changes of at most `threshold` (a number, or a tensor that broadcasts, e.g. (1, C, 1, 1)
+    per channel) are dropped, larger ones shortened by it."""
     change = output - image
     return image + change.sign() * (change.abs() - threshold).clamp_min(0.0)
 

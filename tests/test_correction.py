@@ -10,7 +10,14 @@ import torch
 from conftest import tiny_config
 
 from madn_core.config import ConfigError
-from madn_core.correction import FILL_HU, fill_metal, find_metal, shrink_change, smooth_change
+from madn_core.correction import (
+    FILL_HU,
+    channel_shrinks,
+    fill_metal,
+    find_metal,
+    shrink_change,
+    smooth_change,
+)
 from madn_core.model import MADN
 from madn_core.trainer import Trainer
 from pipelines.data.dataset import SliceDataset, channels_for_variant
@@ -77,6 +84,27 @@ def test_shrunk_change_drops_small_changes_and_shortens_large_ones() -> None:
     assert float(small) > 0.1 and float(unchanged) == float(small)  # small changes: none made
     with pytest.raises(ConfigError, match=r"network\.correction_shrink"):
         tiny_config("adn-ct", **{"network.correction_shrink": 1.5})
+
+
+def test_mri_shrink_sets_the_mri_channels_own_threshold() -> None:
+    """network.mri_shrink 0: the CT channel shrunk at correction_shrink, the MRI channel as the
+    decoder made it; None (the default) shrinks both alike."""
+    shrunk = {"network.correction_shrink": 0.1, "data.ct_window_hu": WINDOW}
+    config = tiny_config("multichannel").with_overrides({**shrunk, "network.mri_shrink": 0.0})
+    assert channel_shrinks(config) == [0.1, 0.0]
+    assert channel_shrinks(tiny_config("multichannel").with_overrides(shrunk)) == [0.1, 0.1]
+    assert channel_shrinks(tiny_config("adn-mr").with_overrides(shrunk)) == [0.1]
+    model = MADN(config).eval()
+    plain = MADN(tiny_config("multichannel")).eval()
+    plain.load_state_dict(model.state_dict())
+    images = _images_with_metal()
+    out, raw = model.correct(images), plain.correct(images)
+    torch.testing.assert_close(out[:, 1], raw[:, 1])  # MRI: no shrink
+    expected_ct = shrink_change(images[:, :1], raw[:, :1], 0.2).clamp(-1, 1)
+    torch.testing.assert_close(out[:, :1], expected_ct)
+    assert not torch.equal(out[:, :1], raw[:, :1])
+    with pytest.raises(ConfigError, match=r"network\.mri_shrink"):
+        tiny_config("madn", **{"network.mri_shrink": -0.1})
 
 
 def test_smoothed_change_keeps_the_input_noise_and_the_broad_correction() -> None:

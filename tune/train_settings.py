@@ -52,6 +52,7 @@ RECIPES: dict[str, dict[str, Any]] = {
             "mri_band_mm": 10.0,
             "metal_fill": True,
             "correction_shrink": 0.1,
+            "mri_shrink": 0.0,
         },
         "loss": {
             "lambda_idt": 10.0,
