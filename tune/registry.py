@@ -55,6 +55,7 @@ class PromotionResult:
     model_uri: str
     reason: str = ""
     p_value: float = math.nan
+    test_subjects: int = 0  # implanted test subjects behind the score and p_value
 
 
 def test_metric_name(metric: str) -> str:
@@ -211,6 +212,7 @@ def promote(
         model_uri=f"models:/{model_name}/{version}",
         reason=reason,
         p_value=evidence.p_value,
+        test_subjects=len(evidence.subject_scores),
     )
 
 

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     before = "none" if result.champion_score is None else f"{result.champion_score:.4f}"
     print(
         f"{result.model_uri}: {result.test_metric} = {result.challenger_score:.4f} "
-        f"(champion before: {before}; paired p = {result.p_value:.3g}); alias challenger"
+        f"(champion before: {before}; paired p = {result.p_value:.3g} over "
+        f"{result.test_subjects} test subjects); alias challenger"
         + (", champion" if result.promoted else "; champion unchanged")
     )
     if not result.promoted:
