@@ -12,7 +12,7 @@ Seeded, end to end on the synthetic benchmark:
    OUT/summary.json, OUT/quality.md (and docs/quality.md with DOCS=1), OUT/curves.png, and a
    pass/fail table on stdout.
 
-Environment (the defaults took 34.5 minutes on 2 idle CPU cores on 2026-12-05; docs/model.md):
+Environment (the defaults took 33.9 minutes on 2 idle CPU cores on 2026-12-05; docs/model.md):
 OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator steps per
 variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator), PATCH,
 PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY (validate,
