@@ -5,13 +5,16 @@ implant band on), plus the harm on the val split's metal-free slices (band off, 
 `make quality` measures it on the test split). docs/model.md, ablation 6.
 
     python bench/inference_ablation.py RUN DATA [--shrink 0,0.05,0.1] [--smooth 0.75,1.5]
-        [--mri-band 10,20,30] [--mri-shrink 0,0.05] [--variants adn-ct,...] [--out FILE.md]
+        [--mri-band 10,20,30] [--mri-shrink 0,0.05] [--rules soft,garrote,hard]
+        [--variants adn-ct,...] [--out FILE.md]
 
 RUN: a quality run folder (RUN/runs/<variant>/best.ckpt); DATA: its ingested dataset. Every
 shrink or smoothing setting is tried with the other one off; each run's own settings are
 replaced (both channels alike). An MRI band (`network.mri_band_mm`, mm) or an MRI shrink
 (`network.mri_shrink`) is tried with the run's other settings as they are; variants without an
-MRI channel skip the MRI shrink.
+MRI channel skip the MRI shrink. Each shrink is tried under each `network.shrink_rule` of
+--rules (soft by default); the MRI channel keeps the run's own `network.mri_shrink` when
+--rules is given, so that the rules are compared on the CT's threshold alone.
 """
 
 from __future__ import annotations
@@ -52,10 +55,15 @@ def measure(model: torch.nn.Module, dataset: SliceDataset, variant: str) -> dict
 def settings(args: argparse.Namespace, variant: str) -> list[tuple[str, dict[str, Any]]]:
     """(label, overrides) per setting tried on `variant`, each with the other setting off."""
     off: dict[str, Any] = {key: 0.0 for key in KEYS.values()} | {"network.mri_shrink": None}
+    if args.rules:
+        off.pop("network.mri_shrink")
     tried = []
-    for name, key in KEYS.items():
-        for value in (float(v) for v in getattr(args, name).split(",") if v):
-            tried.append((f"{name} {value:g}", {**off, key: value}))
+    for value in (float(v) for v in args.shrink.split(",") if v):
+        for rule in (args.rules or "soft").split(","):
+            label = f"shrink {value:g}" + (f" {rule}" if args.rules else "")
+            tried.append((label, {**off, KEYS["shrink"]: value, "network.shrink_rule": rule}))
+    for value in (float(v) for v in args.smooth.split(",") if v):
+        tried.append((f"smooth {value:g}", {**off, KEYS["smooth"]: value}))
     for value in (float(v) for v in args.mri_band.split(",") if v):
         tried.append((f"MRI band {value:g} mm", {"network.mri_band_mm": value}))
     if "mri" in channels_for_variant(variant):
@@ -84,6 +92,7 @@ def main() -> int:
     parser.add_argument("--smooth", default="")
     parser.add_argument("--mri-band", default="", help="network.mri_band_mm values (mm)")
     parser.add_argument("--mri-shrink", default="", help="network.mri_shrink values")
+    parser.add_argument("--rules", default="", help="network.shrink_rule values for --shrink")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out", help="write the table (markdown) and FILE.json beside it")
     args = parser.parse_args()

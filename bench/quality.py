@@ -18,7 +18,8 @@ variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator), P
 PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY (validate,
 and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM, MRI_BAND_MM, SHRINK
 (`network.correction_shrink`, 0.1 by default), MRI_SHRINK (`network.mri_shrink`, the MRI
-channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), METAL_FILL, GATED,
+channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), SHRINK_RULE
+(`network.shrink_rule`: soft, garrote or hard; soft by default), METAL_FILL, GATED,
 LAMBDA_IDT, LAMBDA_ADV and LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and
 VOID_RADIUS_PX (the MRI void-inpainting term, `madn_core.voids`; 5 and 12 px by default),
 LAMBDA_SIM (madn's similarity weight, 0.1 by default), SEED (the training seed; the data stay
@@ -26,6 +27,10 @@ seed 7), VARIANTS (a comma-separated subset of the four, e.g. for a second seed;
 that need a missing variant are skipped),
 PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested dataset to use
 instead of step 1).
+
+An OUT whose trainings finished is not trained again: run it again with other inference-only
+settings (BAND_MM, MRI_BAND_MM, SHRINK, MRI_SHRINK, SHRINK_RULE) to re-evaluate the same
+weights with them (docs/model.md, ablation 11).
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ def settings() -> dict[str, Any]:
         "mri_band_mm": env("MRI_BAND_MM", 10.0),
         "shrink": env("SHRINK", 0.1),
         "mri_shrink": env("MRI_SHRINK", 0.0),
+        "shrink_rule": env("SHRINK_RULE", "soft"),
         "metal_fill": env("METAL_FILL", True),
         "gated": env("GATED", False),
         "lambda_idt": env("LAMBDA_IDT", 10.0),
@@ -189,6 +195,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "mri_band_mm": s["mri_band_mm"],
                 "correction_shrink": s["shrink"],
                 "mri_shrink": s["mri_shrink"],
+                "shrink_rule": s["shrink_rule"],
                 "metal_fill": s["metal_fill"],
                 "gated": s["gated"],
             },
@@ -258,6 +265,18 @@ def with_inference(model: torch.nn.Module, overrides: dict[str, Any]) -> torch.n
     copy = MADN(model.config.with_overrides(overrides))
     copy.load_state_dict(model.state_dict())
     return copy.eval()
+
+
+def inference(s: dict[str, Any]) -> dict[str, Any]:
+    """The settings' inference-only keys (band, shrink), applied to every loaded best.ckpt, so
+    that a finished OUT re-run with other values re-evaluates its models without training."""
+    return {
+        "network.correction_band_mm": s["band_mm"],
+        "network.mri_band_mm": s["mri_band_mm"],
+        "network.correction_shrink": s["shrink"],
+        "network.mri_shrink": s["mri_shrink"],
+        "network.shrink_rule": s["shrink_rule"],
+    }
 
 
 def without_band(model: torch.nn.Module) -> torch.nn.Module:
@@ -507,7 +526,7 @@ def main() -> int:
     start = time.monotonic()
     dataset = prepare_data(s, out)
     checkpoints = train_all(s, dataset, out)
-    models = {v: load_model(path) for v, path in checkpoints.items()}
+    models = {v: with_inference(load_model(p), inference(s)) for v, p in checkpoints.items()}
     config = EvaluationConfig(dice=False, workers=s["workers"], device=s["device"])
     evaluated = dict(models)
     if s["band_mm"] > 0:  # the ablation: the same networks on the whole image

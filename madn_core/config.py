@@ -48,6 +48,7 @@ PADDINGS = ("reflect", "replicate", "zero")
 GAN_MODES = ("lsgan", "vanilla")
 SIMILARITY_NAMES = ("lncc", "cc", "nmi")
 DEVICES = ("auto", "cpu", "cuda")
+SHRINK_RULES = ("soft", "garrote", "hard")
 
 
 def _check(condition: bool, name: str, expectation: str, value: Any) -> None:
@@ -109,6 +110,11 @@ class NetworkConfig:
         [0, 1)): the MRI decoder's smoothing costs less than the CT's, and its small changes near
         the implant are the void it fills (docs/model.md, ablation 10). None: the MRI channel uses
         correction_shrink.
+    shrink_rule: how a change above the threshold t is applied: "soft" (ADN-era wavelet
+        shrinkage, sign(d) (|d| - t): every change shortened by t), "garrote" (the non-negative
+        garrote, d (1 - t^2 / d^2): continuous at t like soft, but a change of several t is kept
+        almost whole) or "hard" (d as it is, jumping from 0 at t). Changes of at most t are
+        dropped under every rule. Default "soft".
     correction_smooth_mm: `MADN.correct` low-passes the network's change to its input with a
         Gaussian of this std (mm) before adding it back; needs `data.spacing_mm`. Measured to
         remove the streak correction with the noise (docs/model.md, ablation 6). ADN: 0.
@@ -134,6 +140,7 @@ class NetworkConfig:
     metal_fill: bool = False
     correction_shrink: float = 0.0
     mri_shrink: float | None = None
+    shrink_rule: str = "soft"
     correction_smooth_mm: float = 0.0
 
     def __post_init__(self) -> None:
@@ -153,6 +160,7 @@ class NetworkConfig:
                 "a fraction in [0, 1) or null",
                 self.mri_shrink,
             )
+        _choice("network.shrink_rule", self.shrink_rule, SHRINK_RULES)
         _finite_float("network.correction_smooth_mm", self.correction_smooth_mm)
         _check(
             self.correction_smooth_mm >= 0,
@@ -196,6 +204,22 @@ class NetworkConfig:
         _positive_int("network.discriminator_channels", self.discriminator_channels)
         _positive_int("network.discriminator_layers", self.discriminator_layers)
 
+    def architecture(self) -> dict[str, Any]:
+        """The settings that shape the weights: all but INFERENCE_ONLY, which act in
+        `MADN.correct` only (a run may be resumed with those changed)."""
+        settings = dataclasses.asdict(self)
+        return {k: v for k, v in settings.items() if k not in INFERENCE_ONLY}
+
+
+# NetworkConfig fields that `MADN.correct` reads and training does not (madn_core.correction)
+INFERENCE_ONLY = (
+    "correction_band_mm",
+    "mri_band_mm",
+    "correction_shrink",
+    "mri_shrink",
+    "shrink_rule",
+    "correction_smooth_mm",
+)
 
 LAMBDAS = (
     "lambda_adv",

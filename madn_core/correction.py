@@ -14,13 +14,15 @@
 3. **Shrunk change** (`network.correction_shrink` = s > 0): the output becomes
    fill(x^a) + soft(G_I - fill(x^a), t), t = 2 s (s of the [-1, 1] range), where
    soft(d, t) = sign(d) max(|d| - t, 0) per pixel and channel: the soft threshold of wavelet
-   shrinkage, applied to the network's change. A width-16 decoder cannot reproduce noise
-   texture, so its output is the input denoised and slightly blurred; the clean image has the
-   same noise, so those small changes cost PSNR and change metal-free slices by about the
-   noise level. Streaks and dark bands change the image by hundreds of HU and pass the
-   threshold. `network.mri_shrink` sets the MRI channel's own s (0: its change as the decoder
-   made it). `network.correction_smooth_mm` instead low-passes the change with a Gaussian
-   (kept as an option: it removes the fine streak correction with the noise).
+   shrinkage, applied to the network's change. `network.shrink_rule` "garrote" applies
+   d (1 - t^2 / d^2) above t instead (a change of several t kept almost whole), "hard" d
+   itself. A width-16 decoder cannot reproduce noise texture, so its output is the input
+   denoised and slightly blurred; the clean image has the same noise, so those small changes
+   cost PSNR and change metal-free slices by about the noise level. Streaks and dark bands
+   change the image by hundreds of HU and pass the threshold. `network.mri_shrink` sets the
+   MRI channel's own s (0: its change as the decoder made it). `network.correction_smooth_mm`
+   instead low-passes the change with a Gaussian (kept as an option: it removes the fine
+   streak correction with the noise).
 4. **Implant band** (`network.correction_band_mm`, `madn_core.band`): the output is kept near
    the metal and fades back to the input beyond (the MRI channel within `network.mri_band_mm`
    when that is set: MRI artefacts stay near the implant, CT streaks cross the slice).
@@ -104,7 +106,8 @@ def correct_images(
     shrinks = channel_shrinks(config)
     if any(s > 0 for s in shrinks):
         thresholds = 2.0 * torch.tensor(shrinks, dtype=corrected.dtype, device=corrected.device)
-        corrected = shrink_change(image, corrected, thresholds.view(1, -1, 1, 1))
+        thresholds = thresholds.view(1, -1, 1, 1)
+        corrected = shrink_change(image, corrected, thresholds, net.shrink_rule)
     if net.correction_band_mm > 0 and mask is not None:
         corrected = blend_channels_in_band(config, corrected, corrupted, mask)
     if net.metal_fill and mask is not None:
@@ -121,13 +124,27 @@ def channel_shrinks(config: MADNConfig) -> list[float]:
 
 
 def shrink_change(
-    image: torch.Tensor, output: torch.Tensor, threshold: float | torch.Tensor
+    image: torch.Tensor,
+    output: torch.Tensor,
+    threshold: float | torch.Tensor,
+    rule: str = "soft",
 ) -> torch.Tensor:
-    """image + soft(output - image, threshold) for (N, C, H, W) tensors in [-1, 1] (step 3):
-    changes of at most `threshold` (a number, or a tensor that broadcasts, e.g. (1, C, 1, 1)
-    per channel) are dropped, larger ones shortened by it."""
+    """image + shrink(output - image, t) for (N, C, H, W) tensors in [-1, 1] (step 3): changes
+    of at most `threshold` t (a number, or a tensor that broadcasts, e.g. (1, C, 1, 1) per
+    channel) are dropped; larger ones are shortened by t ("soft"), by t^2 / |d| ("garrote") or
+    kept ("hard"), per `network.shrink_rule`."""
     change = output - image
-    return image + change.sign() * (change.abs() - threshold).clamp_min(0.0)
+    size = change.abs()
+    kept = size > threshold
+    if rule == "soft":
+        shrunk = change.sign() * (size - threshold).clamp_min(0.0)
+    elif rule == "garrote":
+        shrunk = change * (1.0 - threshold**2 / size.clamp_min(1e-12) ** 2)
+    elif rule == "hard":
+        shrunk = change
+    else:
+        raise ValueError(f"shrink rule {rule!r}: expected soft, garrote or hard")
+    return image + torch.where(kept, shrunk, torch.zeros_like(change))
 
 
 def smooth_change(config: MADNConfig, image: torch.Tensor, output: torch.Tensor) -> torch.Tensor:

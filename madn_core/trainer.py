@@ -293,7 +293,8 @@ class Trainer:
         """Restore the full training state from `path`, written by `save` for the same config."""
         payload = load_checkpoint(path, map_location=self.device)
         saved = config_from_checkpoint(payload, path)
-        if saved.variant != self.config.variant or saved.network != self.config.network:
+        same = saved.network.architecture() == self.config.network.architecture()
+        if saved.variant != self.config.variant or not same:
             raise CheckpointError(
                 f"{path}: checkpoint is a {saved.variant} model with another architecture than the "
                 f"configured {self.config.variant} model"

@@ -107,6 +107,31 @@ def test_mri_shrink_sets_the_mri_channels_own_threshold() -> None:
         tiny_config("madn", **{"network.mri_shrink": -0.1})
 
 
+def test_shrink_rules_drop_small_changes_and_differ_on_large_ones() -> None:
+    """At t = 0.2: a change of 0.1 is dropped by every rule; 0.5 becomes 0.3 (soft), 0.42
+    (garrote: 0.5 - 0.04 / 0.5) or stays 0.5 (hard); the sign is kept."""
+    image = torch.full((1, 1, 1, 4), 0.1)
+    output = image + torch.tensor([0.1, 0.5, -0.5, -0.19])
+    expected = {
+        "soft": [0.0, 0.3, -0.3, 0.0],
+        "garrote": [0.0, 0.42, -0.42, 0.0],
+        "hard": [0.0, 0.5, -0.5, 0.0],
+    }
+    for rule, change in expected.items():
+        got = shrink_change(image, output, 0.2, rule) - image
+        torch.testing.assert_close(got.flatten(), torch.tensor(change), msg=rule)
+    shrunk = {"network.correction_shrink": 0.1, "data.ct_window_hu": WINDOW}
+    config = tiny_config("adn-ct").with_overrides({**shrunk, "network.shrink_rule": "garrote"})
+    model = MADN(config).eval()  # wired into MADN.correct
+    plain = MADN(tiny_config("adn-ct")).eval()
+    plain.load_state_dict(model.state_dict())
+    images = _images_with_metal()[:, :1]
+    expected_out = shrink_change(images, plain.correct(images), 0.2, "garrote").clamp(-1, 1)
+    torch.testing.assert_close(model.correct(images), expected_out)
+    with pytest.raises(ConfigError, match=r"network\.shrink_rule.*'firm'"):
+        tiny_config("adn-ct", **{"network.shrink_rule": "firm"})
+
+
 def test_smoothed_change_keeps_the_input_noise_and_the_broad_correction() -> None:
     config = tiny_config("adn-ct").with_overrides(
         {"network.correction_smooth_mm": 3.0, "data.spacing_mm": 1.5}

@@ -110,6 +110,19 @@ def test_resume_is_bit_exact(tmp_path: Path) -> None:
         assert torch.equal(a, b), name
 
 
+def test_resume_accepts_changed_inference_settings_only(tmp_path: Path) -> None:
+    """A run resumed with another shrink or band (read by MADN.correct only) loads; one with
+    another width does not."""
+    path = Trainer(tiny_config("adn-ct")).save(tmp_path / "last.ckpt")
+    inference = {"network.correction_shrink": 0.15, "network.shrink_rule": "garrote"}
+    resumed = Trainer(tiny_config("adn-ct", **inference, **{"network.correction_band_mm": 30.0}))
+    resumed.load(path)
+    assert resumed.config.network.shrink_rule == "garrote"  # the new settings, the old weights
+    wider = Trainer(tiny_config("adn-ct", **{"network.base_channels": 16}))
+    with pytest.raises(CheckpointError, match="another architecture"):
+        wider.load(path)
+
+
 def test_non_finite_loss_is_a_clear_error_before_any_update() -> None:
     trainer = Trainer(tiny_config("madn"))
     corrupted, clean = streak_batches(4, 32, 4, seed=4)[0]
