@@ -26,6 +26,13 @@ from pipelines.training.validation import Validator
 WINDOW = (-1000.0, 2000.0)
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test here builds untrained networks and random images: seed them, so that a
+    threshold on how much an untrained network changes is not left to chance."""
+    torch.manual_seed(0)
+
+
 def _images_with_metal() -> torch.Tensor:
     """(2, 2, 32, 32) CT+MRI in [-1, 1]: slice 0 has saturated metal at rows/cols 10-13."""
     images = torch.rand(2, 2, 32, 32) * 0.4 - 0.5
