@@ -105,9 +105,9 @@ def correct_images(
         corrected = smooth_change(config, image, corrected)
     shrinks = channel_shrinks(config)
     if any(s > 0 for s in shrinks):
-        thresholds = 2.0 * torch.tensor(shrinks, dtype=corrected.dtype, device=corrected.device)
-        thresholds = thresholds.view(1, -1, 1, 1)
-        corrected = shrink_change(image, corrected, thresholds, net.shrink_rule)
+        thresholds = torch.tensor(shrinks, dtype=corrected.dtype, device=corrected.device)
+        per_channel = 2.0 * thresholds.view(1, -1, 1, 1)  # s of the [-1, 1] range
+        corrected = shrink_change(image, corrected, per_channel, net.shrink_rule)
     if net.correction_band_mm > 0 and mask is not None:
         corrected = blend_channels_in_band(config, corrected, corrupted, mask)
     if net.metal_fill and mask is not None:

@@ -290,7 +290,8 @@ class Trainer:
         return save_checkpoint(self.state_dict(), path)
 
     def load(self, path: str | os.PathLike[str]) -> None:
-        """Restore the full training state from `path`, written by `save` for the same config."""
+        """Restore the full training state from `path`, written by `save` for the same variant
+        and architecture (`NetworkConfig.architecture`; the inference-only settings may differ)."""
         payload = load_checkpoint(path, map_location=self.device)
         saved = config_from_checkpoint(payload, path)
         same = saved.network.architecture() == self.config.network.architecture()
