@@ -22,7 +22,8 @@ channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), SH
 (`network.shrink_rule`: soft, garrote or hard; soft by default), METAL_FILL, GATED,
 LAMBDA_IDT, LAMBDA_ADV and LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and
 VOID_RADIUS_PX (the MRI void-inpainting term, `madn_core.voids`; 5 and 12 px by default),
-LAMBDA_SIM (madn's similarity weight, 0.1 by default), SEED (the training seed; the data stay
+LAMBDA_SIM (madn's similarity weight, 0.1 by default), SIMILARITY (madn's similarity measure:
+lncc, cc or nmi; lncc by default), SEED (the training seed; the data stay
 seed 7), VARIANTS (a comma-separated subset of the four, e.g. for a second seed; the targets
 that need a missing variant are skipped),
 PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested dataset to use
@@ -119,6 +120,7 @@ def settings() -> dict[str, Any]:
         "lambda_void": env("LAMBDA_VOID", 5.0),
         "void_radius_px": env("VOID_RADIUS_PX", 12.0),
         "lambda_sim": env("LAMBDA_SIM", 0.1),
+        "similarity": env("SIMILARITY", "lncc"),
         "seed": env("SEED", 7),
         "variants": env("VARIANTS", ",".join(VARIANTS)),
         "parallel": env("PARALLEL", 2),
@@ -202,6 +204,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
             "loss": {
                 "lambda_idt": s["lambda_idt"],
                 "lambda_sim": s["lambda_sim"],
+                "similarity": s["similarity"],
                 "lambda_adv": s["lambda_adv"],
                 "lambda_art": s["lambda_art"],
                 "lambda_void": s["lambda_void"],
