@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import bench_module
 
 from pipelines.data.shards import schema, slices_table, tensor_column, write_shard
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_carry() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("carry_dataset", ROOT / "bench/carry_dataset.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_dataset(root: Path, size: int = 16, slices: int = 3) -> Path:
@@ -54,7 +43,7 @@ def write_dataset(root: Path, size: int = 16, slices: int = 3) -> Path:
 
 
 def test_pack_unpack_round_trip(tmp_path: Path) -> None:
-    carry = load_carry()
+    carry = bench_module("carry_dataset")
     dataset = write_dataset(tmp_path)
     archive = tmp_path / "dataset.tar"
     carry.pack(dataset, archive)
@@ -77,7 +66,7 @@ def test_pack_unpack_round_trip(tmp_path: Path) -> None:
 
 
 def test_pack_refuses_images_outside_the_unit_range(tmp_path: Path) -> None:
-    carry = load_carry()
+    carry = bench_module("carry_dataset")
     images = np.zeros((1, 4, 4), np.float32)
     images[0, 1, 2] = 1.5
     with pytest.raises(ValueError, match=r"'ct' spans \[0.0, 1.5\], expected \[-1, 1\]"):
@@ -86,4 +75,4 @@ def test_pack_refuses_images_outside_the_unit_range(tmp_path: Path) -> None:
 
 def test_pack_refuses_a_directory_without_dataset_json(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"no dataset\.json"):
-        load_carry().pack(tmp_path, tmp_path / "x.tar")
+        bench_module("carry_dataset").pack(tmp_path, tmp_path / "x.tar")

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("seed_summary", ROOT / "bench/seed_summary.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import bench_module
 
 
 def write_run(folder: Path, seed: int, gain: float, lr: float = 2e-4) -> Path:
@@ -40,7 +29,7 @@ def write_run(folder: Path, seed: int, gain: float, lr: float = 2e-4) -> Path:
 
 
 def test_targets_over_seeds(tmp_path: Path) -> None:
-    module = load_module()
+    module = bench_module("seed_summary")
     runs = module.load_runs([write_run(tmp_path / "a", 7, 2.5), write_run(tmp_path / "b", 1, -0.5)])
     frame = module.target_frame(runs)
     table = module.target_table(frame)
@@ -56,7 +45,7 @@ def test_targets_over_seeds(tmp_path: Path) -> None:
 
 
 def test_runs_of_another_recipe_or_the_same_seed_are_refused(tmp_path: Path) -> None:
-    module = load_module()
+    module = bench_module("seed_summary")
     base = write_run(tmp_path / "a", 7, 1.0)
     with pytest.raises(SystemExit, match=r"setting 'lr' is 0\.001, expected 0\.0002"):
         module.load_runs([base, write_run(tmp_path / "b", 1, 1.0, lr=1e-3)])
