@@ -55,8 +55,9 @@ quality: $(STAMP)
 	$(PY) bench/quality.py
 
 # the same over several training seeds (one run each, the data shared), then every target per
-# seed with mean +- sd and the seeds passing (bench/seed_summary.py; docs/quality_seeds.md: 33 min
-# a seed on 2 idle CPU cores, plus 5 min of synthesis). A seed that misses a target goes on to the next.
+# seed with mean +- sd and the seeds passing (bench/seed_summary.py; docs/quality_seeds.md:
+# 33 min a seed on 2 idle CPU cores, plus 5 min of synthesis). A seed that misses a target goes on
+# to the next.
 SEEDS ?= 7 1 2
 QUALITY_SEEDS_OUT ?= runs/quality_seeds
 quality-seeds: $(STAMP)
