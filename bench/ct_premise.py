@@ -1,0 +1,162 @@
+"""Does a two-channel model's MRI correction use the CT? The multimodal premise, tested at
+inference: the trained multichannel and madn models of quality runs correct the test split's
+slices with metal while their CT input is swapped, and the MRI gain over No MAR is compared
+with the gain under the CT they were trained on (docs/model.md, ablation 14).
+
+    python bench/ct_premise.py DATA RUN [RUN ...] [--variants multichannel,madn]
+        [--blur-mm 10] [--out FILE.md]
+
+CT inputs (the MRI input, the metal masks and the weights never change):
+- `artefact`: the corrupted CT, as trained and deployed;
+- `blurred`: that CT smoothed by a Gaussian of --blur-mm (mm): intensities and the body
+  outline stay, the anatomy and the streaks go;
+- `nmar`: the CT corrected by NMAR first (fewer streaks, the anatomy under them kept);
+- `clean`: the artefact-free CT (an oracle no user has).
+If the MRI gain falls with `blurred` and rises with `nmar` / `clean`, the MRI channel reads the
+CT's anatomy. Each RUN is a quality run folder (RUN/runs/<variant>/best.ckpt) trained on DATA;
+each (run, variant, input) gives the mean over implanted test subjects of the per-subject MRI
+PSNR gain (dB) overall and near the implant, with a paired t-test against `artefact`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage, stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from prior_dataset import PRIORS
+from quality import inference, settings, with_inference
+
+from madn_core.checkpoint import load_model
+from madn_core.model import MADN
+from pipelines.data.dataset import SliceDataset, channels_for_variant
+from pipelines.data.intensity import hu_to_unit, unit_to_hu
+from pipelines.io.atomic import write_text_atomic
+from pipelines.training.validation import Validator
+
+INPUTS = ("artefact", "blurred", "nmar", "clean")
+GAINS = ("psnr_mri", "psnr_mri_near", "psnr_ct", "psnr_ct_near")
+
+
+def swapped_ct(validator: Validator, which: str, blur_mm: float) -> np.ndarray:
+    """(N, H, W) in [-1, 1]: the CT input `which` (module doc) for the validator's slices,
+    computed once per validator and input."""
+    key = (id(validator), which)
+    if key not in _SWAPPED:
+        _SWAPPED[key] = _compute_swapped_ct(validator, which, blur_mm)
+    return _SWAPPED[key]
+
+
+_SWAPPED: dict[tuple[int, str], np.ndarray] = {}
+
+
+def _compute_swapped_ct(validator: Validator, which: str, blur_mm: float) -> np.ndarray:
+    data = validator.data
+    if which == "artefact":
+        return data["ct"]
+    if which == "clean":
+        return data["ct_clean"]
+    if which == "blurred":
+        return np.stack(
+            [
+                ndimage.gaussian_filter(ct, blur_mm / float(spacing))
+                for ct, spacing in zip(data["ct"], data["spacing_x"], strict=True)
+            ]
+        ).astype(np.float32)
+    window = validator.window
+    out = []
+    for ct, metal, spacing in zip(data["ct"], validator.metal, data["spacing_x"], strict=True):
+        fixed = PRIORS["nmar"](unit_to_hu(ct, *window), metal, pixel_mm=float(spacing))
+        out.append(np.clip(hu_to_unit(fixed, *window), -1.0, 1.0))
+    return np.stack(out).astype(np.float32)
+
+
+def subject_gains(model: MADN, validator: Validator, blur_mm: float) -> dict[str, dict[str, float]]:
+    """{input: {gain: dB over No MAR}} for one subject's validator (CT input swapped)."""
+    artefact_inputs = validator.inputs.copy()
+    result = {}
+    for which in INPUTS:
+        validator.inputs = artefact_inputs.copy()
+        validator.inputs[:, 0] = swapped_ct(validator, which, blur_mm)
+        metrics = validator(model, 0)
+        result[which] = {g: metrics[f"val/{g}"] - metrics[f"val/nomar/{g}"] for g in GAINS}
+    validator.inputs = artefact_inputs
+    return result
+
+
+def summarise(per_subject: list[dict[str, dict[str, float]]]) -> list[dict[str, float | str]]:
+    """Per input: the mean gains, and paired p against `artefact` (two-sided)."""
+    rows = []
+    for which in INPUTS:
+        row: dict[str, float | str] = {"input": which}
+        for gain in GAINS:
+            values = np.array([s[which][gain] for s in per_subject])
+            base = np.array([s["artefact"][gain] for s in per_subject])
+            row[gain] = float(values.mean())
+            if which == "artefact":
+                row[f"p_{gain}"] = 1.0
+            elif len(values) < 2:
+                row[f"p_{gain}"] = float("nan")  # no test on one subject
+            else:
+                row[f"p_{gain}"] = float(stats.ttest_rel(values, base).pvalue)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| run | variant | CT input | MRI | MRI near (p vs artefact) | CT | CT near |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        p = "" if r["input"] == "artefact" else f" (p {r['p_psnr_mri_near']:.2g})"
+        lines.append(
+            f"| {r['run']} | {r['variant']} | {r['input']} | {r['psnr_mri']:+.2f} | "
+            f"{r['psnr_mri_near']:+.2f}{p} | {r['psnr_ct']:+.2f} | {r['psnr_ct_near']:+.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data")
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--variants", default="multichannel,madn")
+    parser.add_argument("--blur-mm", type=float, default=10.0)
+    parser.add_argument("--out", help="write the table (markdown) and FILE.json beside it")
+    args = parser.parse_args()
+    dataset = SliceDataset(args.data)
+    subjects = [
+        s
+        for s in dataset.subjects("test")
+        if len(dataset.select(split="test", has_metal=True, subject=s))
+    ]
+    validators = {s: Validator(dataset, ("ct", "mri"), split="test", subject=s) for s in subjects}
+    rows = []
+    for run in args.runs:
+        for variant in args.variants.split(","):
+            if channels_for_variant(variant) != ("ct", "mri"):
+                raise SystemExit(f"--variants: {variant} has no CT and MRI input to swap")
+            model = load_model(Path(run) / "runs" / variant / "best.ckpt")
+            model = with_inference(model, inference(settings()))  # make quality's band, shrink
+            per_subject = [subject_gains(model, v, args.blur_mm) for v in validators.values()]
+            for row in summarise(per_subject):
+                rows.append({"run": Path(run).name, "variant": variant, **row})
+                print(table(rows[-1:]).splitlines()[-1], flush=True)
+    text = table(rows)
+    print(text)
+    if args.out:
+        write_text_atomic(Path(args.out), text + "\n")
+        write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""bench/prior_dataset.py: a copy of a real ingested dataset whose metal slices' CT is NMAR's."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import bench_module
+
+from pipelines.data.dataset import SliceDataset
+
+COLUMNS = ["ct", "mri", "ct_clean", "metal_mask", "labels", "has_metal", "ct_min"]
+
+
+def run(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
+    module = bench_module("prior_dataset")
+    monkeypatch.setattr(sys, "argv", ["prior_dataset.py", *argv])
+    return module.main()
+
+
+def test_only_the_metal_slices_ct_changes(
+    dataset_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "nmar"
+    assert run(monkeypatch, str(dataset_path), str(target), "--prior", "nmar") == 0
+    source, copy = SliceDataset(dataset_path), SliceDataset(target)
+    assert copy.info["ct_prior"] == "nmar"
+    assert copy.info["key"] == f"{source.info['key']}-nmar"
+    positions = np.arange(len(source))
+    before, after = source.read(positions, COLUMNS), copy.read(positions, COLUMNS)
+    for name in COLUMNS[1:]:
+        np.testing.assert_array_equal(before[name], after[name], err_msg=name)
+    metal = before["metal_mask"].reshape(len(positions), -1).any(axis=1)
+    assert metal.any() and (~metal).any()
+    np.testing.assert_array_equal(before["ct"][~metal], after["ct"][~metal])
+    changed = np.abs(before["ct"][metal] - after["ct"][metal]).reshape(metal.sum(), -1)
+    assert (changed.max(axis=1) > 0.01).all()  # NMAR replaced the metal trace's streaks
+    assert np.abs(after["ct"]).max() <= 1.0
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_refuses_an_existing_target_or_a_folder_without_dataset_json(
+    dataset_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(SystemExit, match="taken: exists"):
+        run(monkeypatch, str(dataset_path), str(tmp_path / "taken"))
+    with pytest.raises(SystemExit, match="no dataset.json"):
+        run(monkeypatch, str(tmp_path / "taken"), str(tmp_path / "new"))
+    assert not (tmp_path / "new").exists()
+    assert json.loads((Path(dataset_path) / "dataset.json").read_text())["key"]
