@@ -31,11 +31,11 @@ from scipy import ndimage, stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prior_dataset import PRIORS
 from quality import inference, settings, with_inference
 
 from madn_core.checkpoint import load_model
 from madn_core.model import MADN
+from pipelines.baselines.mar import apply_ct_prior
 from pipelines.data.dataset import SliceDataset, channels_for_variant
 from pipelines.data.intensity import hu_to_unit, unit_to_hu
 from pipelines.io.atomic import write_text_atomic
@@ -73,7 +73,7 @@ def _compute_swapped_ct(validator: Validator, which: str, blur_mm: float) -> np.
     window = validator.window
     out = []
     for ct, metal, spacing in zip(data["ct"], validator.metal, data["spacing_x"], strict=True):
-        fixed = PRIORS["nmar"](unit_to_hu(ct, *window), metal, pixel_mm=float(spacing))
+        fixed = apply_ct_prior("nmar", unit_to_hu(ct, *window), metal, float(spacing))
         out.append(np.clip(hu_to_unit(fixed, *window), -1.0, 1.0))
     return np.stack(out).astype(np.float32)
 

@@ -1,6 +1,6 @@
 """A copy of an ingested dataset whose CT channel is first corrected by a classical MAR method
 (LI or NMAR): the input of the hybrid "NMAR, then the network" experiment (docs/model.md,
-ablation 14).
+ablation 15).
 
     python bench/prior_dataset.py SRC DST [--prior nmar|li]
 
@@ -9,8 +9,10 @@ must not exist. Every shard is copied with its `ct` column replaced, on the slic
 by `pipelines.baselines.mar.li_mar` or `nmar` of that slice (in HU, with the slice's own metal
 mask and in-plane spacing, mapped back with the shard's CT window); the clean CT, the MRI, the
 masks and every scalar are unchanged. `dataset.json` gains `ct_prior` and a key suffixed with
-the prior's name. Each shard is written to a temporary name and renamed; the folder itself is
-renamed into place only when complete, so DST is either whole or absent.
+the prior's name. `madn train` records `ct_prior` in the checkpoint (`data.ct_prior`), so that
+`madn correct` applies the same prior before the network. Each shard is written to a
+temporary name and renamed; the folder itself is renamed into place only when complete, so DST
+is either whole or absent. On such a dataset, `madn evaluate`'s "No MAR" is the prior's output.
 """
 
 from __future__ import annotations
@@ -28,11 +30,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.baselines.mar import li_mar, nmar
+from pipelines.baselines.mar import CT_PRIOR_METHODS, apply_ct_prior
 from pipelines.data.intensity import hu_to_unit, unit_to_hu
 from pipelines.data.shards import slices_table, tensor_column, write_shard
-
-PRIORS = {"li": li_mar, "nmar": nmar}
 
 
 def corrected_ct(table: pa.Table, prior: str) -> np.ndarray:
@@ -44,7 +44,7 @@ def corrected_ct(table: pa.Table, prior: str) -> np.ndarray:
     spacing = table.column("spacing_x").to_numpy()
     for i in np.flatnonzero(metal.reshape(len(ct), -1).any(axis=1)):
         hu = unit_to_hu(ct[i], *window)
-        fixed = PRIORS[prior](hu, metal[i], pixel_mm=float(spacing[i]))
+        fixed = apply_ct_prior(prior, hu, metal[i], float(spacing[i]))
         ct[i] = np.clip(hu_to_unit(fixed, *window), -1.0, 1.0)
     return ct
 
@@ -70,7 +70,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("src", type=Path)
     parser.add_argument("dst", type=Path)
-    parser.add_argument("--prior", choices=sorted(PRIORS), default="nmar")
+    parser.add_argument("--prior", choices=sorted(CT_PRIOR_METHODS), default="nmar")
     args = parser.parse_args()
     info_path = args.src / "dataset.json"
     if not info_path.is_file():

@@ -49,6 +49,7 @@ GAN_MODES = ("lsgan", "vanilla")
 SIMILARITY_NAMES = ("lncc", "cc", "nmi")
 DEVICES = ("auto", "cpu", "cuda")
 SHRINK_RULES = ("soft", "garrote", "hard")
+CT_PRIORS = ("none", "li", "nmar")  # DataConfig.ct_prior
 
 
 def _check(condition: bool, name: str, expectation: str, value: Any) -> None:
@@ -372,14 +373,19 @@ class DataConfig:
         from before it was recorded: inference then fits the field of view into image_size).
     ct_window_hu: (min, max) HU mapped linearly to [-1, 1].
     mri_percentiles: (low, high) percentiles of each MRI volume mapped to -1 and +1.
+    ct_prior: classical MAR applied to the CT's slices with metal before the network sees them,
+        in training data and at inference alike: "none", "li" or "nmar" (docs/model.md,
+        ablation 15).
     """
 
     spacing_mm: float = 0.0
     ct_window_hu: tuple[float, float] = (-1000.0, 2000.0)
     mri_percentiles: tuple[float, float] = (0.5, 99.5)
+    ct_prior: str = "none"
 
     def __post_init__(self) -> None:
         _finite_float("data.spacing_mm", self.spacing_mm)
+        _choice("data.ct_prior", self.ct_prior, CT_PRIORS)
         for name in ("ct_window_hu", "mri_percentiles"):
             value = tuple(getattr(self, name))
             _check(

@@ -59,6 +59,7 @@ def test_full_cycle_can_be_overridden() -> None:
         ({"network": {"base_channels": 0}}, "network.base_channels must be an integer >= 1"),
         ({"optim": {"beta1": 1.0}}, "optim.beta1 must be < 1"),
         ({"train": {"device": "tpu"}}, "train.device must be one of auto, cpu, cuda"),
+        ({"data": {"ct_prior": "bhc"}}, "data.ct_prior must be one of none, li, nmar, got 'bhc'"),
         ({"loss": {"lambda_simm": 1}}, "unknown config key 'loss.lambda_simm'"),
         ({"epochs": 3}, "unknown config key 'epochs'"),
     ],

@@ -202,3 +202,36 @@ def test_folder_and_single_case_flags_do_not_mix(trained_run: Path, tmp_path: Pa
     assert "does not exist" in capsys.readouterr().err
     assert main([*model, "-i", str(tmp_path), "-o", str(tmp_path / "o")]) == 2
     assert "holds no cases" in capsys.readouterr().err
+
+
+def test_a_model_trained_after_nmar_gets_nmar_first(
+    trained_run: Path, synth_manifest: Path
+) -> None:
+    """`data.ct_prior` "nmar": the CT slices with metal go through NMAR on the model grid before
+    the network; metal-free slices and prior "none" are left alone."""
+    from madn_core.checkpoint import load_model
+    from madn_core.model import MADN
+    from pipelines.baselines.mar import nmar
+    from pipelines.data.volumes import resample
+    from pipelines.inference.correct import _with_ct_prior, correct_images, model_grid
+
+    plain = load_model(trained_run / "last.ckpt").eval()
+    after_nmar = MADN(plain.config.with_overrides({"data.ct_prior": "nmar"}))
+    after_nmar.load_state_dict(plain.state_dict())
+    after_nmar.eval()
+    entry = next(e for e in read_manifest(synth_manifest) if e.has_metal)
+    images = {m: sitk.ReadImage(str(entry.files[m])) for m in ("ct", "mri")}
+    grid = model_grid(images["ct"], plain.config)
+    hu = resample(images["ct"], grid, default=-1000.0)
+    rows = (hu > 2500).reshape(len(hu), -1).any(axis=1)
+    assert rows.any() and (~rows).any()
+    assert _with_ct_prior(hu, grid, plain.config) is hu
+    prior = _with_ct_prior(hu, grid, after_nmar.config)
+    np.testing.assert_array_equal(prior[~rows], hu[~rows])
+    expected = nmar(hu[rows], hu[rows] > 2500, pixel_mm=float(grid.GetSpacing()[0]))
+    np.testing.assert_allclose(prior[rows], expected, atol=1e-3)
+    ct_plain = correct_images(plain, images, progress=False)[0]["ct"]
+    ct_prior = correct_images(after_nmar, images, progress=False)[0]["ct"]
+    metal_rows = (sitk.GetArrayFromImage(images["ct"]) > 2500).reshape(len(ct_plain), -1).any(1)
+    assert not np.allclose(ct_plain[metal_rows], ct_prior[metal_rows])
+    np.testing.assert_array_equal(ct_plain[~metal_rows], ct_prior[~metal_rows])

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import bench_module
+from conftest import bench_module, tiny_config
 
 from pipelines.data.dataset import SliceDataset
+from pipelines.training.train import with_data_spec
 
 COLUMNS = ["ct", "mri", "ct_clean", "metal_mask", "labels", "has_metal", "ct_min"]
 
@@ -40,6 +41,9 @@ def test_only_the_metal_slices_ct_changes(
     assert (changed.max(axis=1) > 0.01).all()  # NMAR replaced the metal trace's streaks
     assert np.abs(after["ct"]).max() <= 1.0
     assert not list(tmp_path.glob("*.partial"))
+    # a model trained on it records the prior, so that `madn correct` applies it too
+    assert with_data_spec(tiny_config(), copy).data.ct_prior == "nmar"
+    assert with_data_spec(tiny_config(), source).data.ct_prior == "none"
 
 
 def test_refuses_an_existing_target_or_a_folder_without_dataset_json(
@@ -48,7 +52,7 @@ def test_refuses_an_existing_target_or_a_folder_without_dataset_json(
     (tmp_path / "taken").mkdir()
     with pytest.raises(SystemExit, match="taken: exists"):
         run(monkeypatch, str(dataset_path), str(tmp_path / "taken"))
-    with pytest.raises(SystemExit, match="no dataset.json"):
+    with pytest.raises(SystemExit, match=r"no dataset\.json"):
         run(monkeypatch, str(tmp_path / "taken"), str(tmp_path / "new"))
     assert not (tmp_path / "new").exists()
     assert json.loads((Path(dataset_path) / "dataset.json").read_text())["key"]

@@ -203,3 +203,19 @@ def nmar(
     repaired = _interpolate_trace(normalised, trace)
     restored = torch.where(valid, repaired * prior, _interpolate_trace(sinogram, trace))
     return problem.finish(problem.to_hu(geometry.fbp(restored)), index)
+
+
+CT_PRIOR_METHODS = {"li": li_mar, "nmar": nmar}
+
+
+def apply_ct_prior(
+    prior: str, ct_hu: np.ndarray, metal_mask: np.ndarray | None, pixel_mm: float
+) -> np.ndarray:
+    """The CT a model with `DataConfig.ct_prior` == `prior` sees: "none" returns `ct_hu` as it
+    is, "li" / "nmar" its `li_mar` / `nmar` (arguments as `li_mar`: (H, W) or (Z, H, W) HU, a
+    bool metal mask of the same shape or None, in-plane spacing in mm). float32 HU out."""
+    if prior == "none":
+        return np.asarray(ct_hu, dtype=np.float32)
+    if prior not in CT_PRIOR_METHODS:
+        raise ValueError(f"CT prior {prior!r}: expected none, {', '.join(CT_PRIOR_METHODS)}")
+    return CT_PRIOR_METHODS[prior](ct_hu, metal_mask, pixel_mm=pixel_mm)

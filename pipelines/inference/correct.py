@@ -6,7 +6,9 @@ and slice count (one slice included):
    trained at (`config.data.spacing_mm`; the MRI through the identity transform: it must already
    be registered). Checkpoints that do not record a spacing fall back to fitting the field of
    view into `image_size` pixels;
-2. map intensities with the model's recorded mapping (CT window, MRI robust percentiles);
+2. map intensities with the model's recorded mapping (CT window, MRI robust percentiles). A
+   model trained on CTs that went through a classical MAR first (`config.data.ct_prior`, "li"
+   or "nmar") gets its CT slices with metal through the same method here, on the model grid;
 3. run the fully convolutional network on whole slices, padded to a multiple of 2**num_down
    (GPU when available). Slices without metal (no CT voxel above METAL_HU) are left as they are
    unless `all_slices` is set: a MAR model has nothing to remove there, and any change would
@@ -31,6 +33,7 @@ from tqdm.auto import tqdm
 from madn_core.band import METAL_HU
 from madn_core.checkpoint import load_model
 from madn_core.trainer import resolve_device
+from pipelines.baselines.mar import apply_ct_prior
 from pipelines.data.dataset import channels_for_variant
 from pipelines.data.intensity import (
     hu_to_unit,
@@ -119,11 +122,24 @@ def _to_units(
         array = resample(image, grid, default=ct_min if name == "ct" else 0.0)
         if name == "ct":
             params[name] = (ct_min, ct_max)
-            units[name] = hu_to_unit(array, ct_min, ct_max)
+            units[name] = hu_to_unit(_with_ct_prior(array, grid, config), ct_min, ct_max)
         else:
             params[name] = mri_range(array, tuple(config.data.mri_percentiles))
             units[name] = mri_to_unit(array, *params[name])
     return units, params
+
+
+def _with_ct_prior(ct_hu: np.ndarray, grid: sitk.Image, config: Any) -> np.ndarray:
+    """(Z, H, W) HU on `grid` -> the same after the model's `data.ct_prior` (slices with metal,
+    metal above METAL_HU; the others, and every slice for prior "none", unchanged)."""
+    prior = getattr(config.data, "ct_prior", "none")
+    metal = ct_hu > METAL_HU
+    rows = metal_slices(metal, len(ct_hu))
+    if prior == "none" or not rows.any():
+        return ct_hu
+    out = np.array(ct_hu, dtype=np.float32)
+    out[rows] = apply_ct_prior(prior, ct_hu[rows], metal[rows], float(grid.GetSpacing()[0]))
+    return out
 
 
 def metal_voxels(images: dict[str, sitk.Image], grid: sitk.Image) -> np.ndarray | None:

@@ -116,8 +116,9 @@ def _json_number(value: float) -> float | None:
 
 
 def with_data_spec(config: MADNConfig, dataset: SliceDataset) -> MADNConfig:
-    """`config` with `data` set from the dataset: its in-plane spacing (mm, median over slices)
-    and CT window, so that checkpoints tell inference what a pixel means."""
+    """`config` with `data` set from the dataset: its in-plane spacing (mm, median over slices),
+    CT window and CT prior (the classical MAR its CT channel went through, `dataset.json`'s
+    `ct_prior`), so that checkpoints tell inference what a pixel means."""
     if len(dataset) == 0:
         return config
     sample = dataset.read(np.arange(min(len(dataset), 64)), ["spacing_x", "ct_min", "ct_max"])
@@ -125,6 +126,7 @@ def with_data_spec(config: MADNConfig, dataset: SliceDataset) -> MADNConfig:
         {
             "data.spacing_mm": float(np.median(sample["spacing_x"])),
             "data.ct_window_hu": (float(sample["ct_min"][0]), float(sample["ct_max"][0])),
+            "data.ct_prior": str(dataset.info.get("ct_prior", "none")),
         }
     )
 
