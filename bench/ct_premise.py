@@ -21,7 +21,6 @@ PSNR gain (dB) overall and near the implant, with a paired t-test against `artef
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,14 +30,13 @@ from scipy import ndimage, stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import inference, settings, with_inference
+from quality import inference, print_and_write_table, settings, with_inference
 
 from madn_core.checkpoint import load_model
 from madn_core.model import MADN
 from pipelines.baselines.mar import apply_ct_prior
 from pipelines.data.dataset import SliceDataset, channels_for_variant
 from pipelines.data.intensity import hu_to_unit, unit_to_hu
-from pipelines.io.atomic import write_text_atomic
 from pipelines.training.validation import Validator
 
 INPUTS = ("artefact", "blurred", "nmar", "clean")
@@ -150,11 +148,7 @@ def main() -> int:
             for row in summarise(per_subject):
                 rows.append({"run": Path(run).name, "variant": variant, **row})
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
-    text = table(rows)
-    print(text)
-    if args.out:
-        write_text_atomic(Path(args.out), text + "\n")
-        write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(rows, indent=2))
+    print_and_write_table(table(rows), rows, args.out)
     return 0
 
 

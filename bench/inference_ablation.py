@@ -20,7 +20,6 @@ MRI channel skip the MRI shrink. Each shrink is tried under each `network.shrink
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,11 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import VARIANTS, harm_on_metal_free_slices, with_inference
+from quality import VARIANTS, harm_on_metal_free_slices, print_and_write_table, with_inference
 
 from madn_core.checkpoint import load_model
 from pipelines.data.dataset import SliceDataset, channels_for_variant
-from pipelines.io.atomic import write_text_atomic
 from pipelines.training.validation import Validator
 
 GAINS = ("psnr_ct", "psnr_ct_near", "psnr_mri", "psnr_mri_near")
@@ -104,11 +102,7 @@ def main() -> int:
             row = measure(with_inference(model, overrides), dataset, variant)
             rows.append({"variant": variant, "setting": label, **row})
             print(table(rows[-1:]).splitlines()[-1], flush=True)
-    text = table(rows)
-    print(text)
-    if args.out:
-        write_text_atomic(Path(args.out), text + "\n")
-        write_text_atomic(Path(args.out).with_suffix(".json"), json.dumps(rows, indent=2))
+    print_and_write_table(table(rows), rows, args.out)
     return 0
 
 

@@ -22,12 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import inference, settings, with_inference
-from shrink_figure import WINDOW_HU, crop
+from shrink_figure import crop, save_closeup
 
 from madn_core.checkpoint import load_model
 from pipelines.data.dataset import SliceDataset, channels_for_variant
 from pipelines.data.intensity import unit_to_hu
-from pipelines.io.figures import save_image_grid
 from pipelines.training.validation import correct_batches
 
 COLUMNS = ["ct", "mri", "ct_clean", "mri_clean", "metal_mask", "ct_min", "ct_max"]
@@ -89,14 +88,7 @@ def main() -> int:
     prior_output = network_output(args.prior_run, args.variant, data["prior"], m)
     columns[f"NMAR, then {args.variant}"] = shown(prior_output)
     columns["ground truth"] = shown(data["raw"][f"{m}_clean"])
-    save_image_grid(
-        columns,
-        args.out,
-        row_labels=[f"test slice {i + 1}" for i in range(len(pick))],
-        value_range=(-1.0, 1.0) if mri else WINDOW_HU,
-        title="MRI near the implant" if mri else "CT near the implant, -200..300 HU",
-        outlines=[crop(k, k, args.half) for k in metal[pick]],
-    )
+    save_closeup(columns, args.out, metal[pick], mri, args.half)
     print(args.out)
     return 0
 

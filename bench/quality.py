@@ -270,6 +270,15 @@ def with_inference(model: torch.nn.Module, overrides: dict[str, Any]) -> torch.n
     return copy.eval()
 
 
+def print_and_write_table(text: str, rows: list[dict[str, Any]], out: str | None) -> None:
+    """Print a bench script's markdown table; with `out`, write it there and `rows` as JSON
+    beside it (FILE.json), each atomically."""
+    print(text)
+    if out:
+        write_text_atomic(Path(out), text + "\n")
+        write_text_atomic(Path(out).with_suffix(".json"), json.dumps(rows, indent=2))
+
+
 def inference(s: dict[str, Any]) -> dict[str, Any]:
     """The settings' inference-only keys (band, shrink), applied to every loaded best.ckpt, so
     that a finished OUT re-run with other values re-evaluates its models without training."""

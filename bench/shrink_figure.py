@@ -39,6 +39,21 @@ def crop(image: np.ndarray, metal: np.ndarray, half: int) -> np.ndarray:
     return image[r - half : r + half, c - half : c + half]
 
 
+def save_closeup(
+    columns: dict[str, list[np.ndarray]], out: str, metal: np.ndarray, mri: bool, half: int
+) -> None:
+    """Write the close-up grid: `columns` of cropped images, one row per (H, W) bool `metal`
+    mask (its crop outlined), CT in WINDOW_HU or the MRI in its model range."""
+    save_image_grid(
+        columns,
+        out,
+        row_labels=[f"test slice {i + 1}" for i in range(len(metal))],
+        value_range=(-1.0, 1.0) if mri else WINDOW_HU,
+        title="MRI near the implant" if mri else "CT near the implant, -200..300 HU",
+        outlines=[crop(m, m, half) for m in metal],
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
@@ -77,14 +92,7 @@ def main() -> int:
             output = output[:, channels.index(args.modality)]
             columns[f"{variant}, shrink {shrink:g}"] = hu(output)
     columns["ground truth"] = hu(data[f"{args.modality}_clean"][pick])
-    save_image_grid(
-        columns,
-        args.out,
-        row_labels=[f"test slice {i + 1}" for i in range(len(pick))],
-        value_range=(-1.0, 1.0) if mri else WINDOW_HU,
-        title="MRI near the implant" if mri else "CT near the implant, -200..300 HU",
-        outlines=[crop(metal[i], metal[i], args.half) for i in pick],
-    )
+    save_closeup(columns, args.out, metal[pick], mri, args.half)
     print(args.out)
     return 0
 
