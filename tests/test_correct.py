@@ -225,8 +225,8 @@ def test_a_model_trained_after_nmar_gets_nmar_first(
     hu = resample(images["ct"], grid, default=-1000.0)
     rows = (hu > 2500).reshape(len(hu), -1).any(axis=1)
     assert rows.any() and (~rows).any()
-    assert _with_ct_prior(hu, grid, plain.config) is hu
-    prior = _with_ct_prior(hu, grid, after_nmar.config)
+    assert _with_ct_prior(hu, None, grid, plain.config) is hu
+    prior = _with_ct_prior(hu, None, grid, after_nmar.config)
     np.testing.assert_array_equal(prior[~rows], hu[~rows])
     expected = nmar(hu[rows], hu[rows] > 2500, pixel_mm=float(grid.GetSpacing()[0]))
     np.testing.assert_allclose(prior[rows], expected, atol=1e-3)
@@ -235,3 +235,25 @@ def test_a_model_trained_after_nmar_gets_nmar_first(
     metal_rows = (sitk.GetArrayFromImage(images["ct"]) > 2500).reshape(len(ct_plain), -1).any(1)
     assert not np.allclose(ct_plain[metal_rows], ct_prior[metal_rows])
     np.testing.assert_array_equal(ct_plain[~metal_rows], ct_prior[~metal_rows])
+    # a given metal mask replaces the threshold for NMAR's metal trace
+    core = hu > 6000
+    given = _with_ct_prior(hu, core, grid, after_nmar.config)
+    assert not np.allclose(given[rows], prior[rows])
+
+
+def test_metal_mask_option(trained_run: Path, synth_manifest: Path, tmp_path: Path, capsys) -> None:
+    entry = next(e for e in read_manifest(synth_manifest) if e.has_metal)
+    ct, mri, mask = entry.files["ct"], entry.files["mri"], entry.files["metal_mask"]
+    model = trained_run / "last.ckpt"
+    assert _correct(model, ct, mri, tmp_path / "ok", "--metal-mask", str(mask)) == 0
+    assert (tmp_path / "ok" / "ct_corrected.nii.gz").exists()
+    small = tmp_path / "small.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(mask))[:16], str(small))
+    assert _correct(model, ct, mri, tmp_path / "bad", "--metal-mask", str(small)) == 2
+    error = capsys.readouterr().err
+    assert "small.nii.gz: size (16, 32, 8), expected the scan's (32, 32, 8)" in error
+    empty = tmp_path / "empty.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(mask)) * 0, str(empty))
+    assert _correct(model, ct, mri, tmp_path / "bad", "--metal-mask", str(empty)) == 2
+    assert "empty.nii.gz: no metal voxel" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "ct_corrected.nii.gz").exists()

@@ -112,9 +112,10 @@ def model_grid(anchor: sitk.Image, config: Any) -> sitk.Image:
 
 
 def _to_units(
-    images: dict[str, sitk.Image], grid: sitk.Image, config: Any
+    images: dict[str, sitk.Image], grid: sitk.Image, config: Any, metal: np.ndarray | None
 ) -> tuple[dict[str, np.ndarray], dict[str, tuple[float, float]]]:
-    """Each modality resampled onto `grid` and mapped to [-1, 1]; (units, mapping params)."""
+    """Each modality resampled onto `grid` and mapped to [-1, 1] (the CT through the model's
+    prior, with `metal`: (Z, H, W) bool on `grid`); (units, mapping params)."""
     ct_min, ct_max = config.data.ct_window_hu
     units: dict[str, np.ndarray] = {}
     params: dict[str, tuple[float, float]] = {}
@@ -122,18 +123,22 @@ def _to_units(
         array = resample(image, grid, default=ct_min if name == "ct" else 0.0)
         if name == "ct":
             params[name] = (ct_min, ct_max)
-            units[name] = hu_to_unit(_with_ct_prior(array, grid, config), ct_min, ct_max)
+            prior = _with_ct_prior(array, metal, grid, config)
+            units[name] = hu_to_unit(prior, ct_min, ct_max)
         else:
             params[name] = mri_range(array, tuple(config.data.mri_percentiles))
             units[name] = mri_to_unit(array, *params[name])
     return units, params
 
 
-def _with_ct_prior(ct_hu: np.ndarray, grid: sitk.Image, config: Any) -> np.ndarray:
-    """(Z, H, W) HU on `grid` -> the same after the model's `data.ct_prior` (slices with metal,
-    metal above METAL_HU; the others, and every slice for prior "none", unchanged)."""
+def _with_ct_prior(
+    ct_hu: np.ndarray, metal: np.ndarray | None, grid: sitk.Image, config: Any
+) -> np.ndarray:
+    """(Z, H, W) HU on `grid` -> the same after the model's `data.ct_prior` on the slices with
+    metal (`metal`: (Z, H, W) bool, None: voxels above METAL_HU); the other slices, and every
+    slice for prior "none", unchanged."""
     prior = getattr(config.data, "ct_prior", "none")
-    metal = ct_hu > METAL_HU
+    metal = ct_hu > METAL_HU if metal is None else metal
     rows = metal_slices(metal, len(ct_hu))
     if prior == "none" or not rows.any():
         return ct_hu
@@ -142,8 +147,13 @@ def _with_ct_prior(ct_hu: np.ndarray, grid: sitk.Image, config: Any) -> np.ndarr
     return out
 
 
-def metal_voxels(images: dict[str, sitk.Image], grid: sitk.Image) -> np.ndarray | None:
-    """(Z, H, W) bool on `grid`: CT voxels above METAL_HU; None without a CT."""
+def metal_voxels(
+    images: dict[str, sitk.Image], grid: sitk.Image, mask: sitk.Image | None = None
+) -> np.ndarray | None:
+    """(Z, H, W) bool on `grid`: the given metal `mask` (nonzero voxels, nearest neighbour), or
+    else the CT voxels above METAL_HU; None without either."""
+    if mask is not None:
+        return resample(mask, grid, nearest=True) > 0
     if "ct" not in images:
         return None
     return resample(images["ct"], grid, default=-1000.0) > METAL_HU
@@ -187,19 +197,22 @@ def correct_images(
     batch_size: int = 16,
     progress: bool = True,
     all_slices: bool = False,
+    metal_mask: sitk.Image | None = None,
 ) -> tuple[dict[str, np.ndarray], int, int]:
     """Steps 1-4 of the module doc in memory: `images` by modality ("ct" in HU, "mri") ->
     (corrected (K, H, W) float32 arrays on each input's own grid and in its own units, slices
-    on the model grid, slices the network ran on). `net`: a MADN or Corrector in eval mode."""
+    on the model grid, slices the network ran on). `net`: a MADN or Corrector in eval mode.
+    `metal_mask`: the implant's voxels (nonzero) on any grid over the scan; default: CT voxels
+    above METAL_HU."""
     config = net.config
     channels = channels_for_variant(config.variant)
     _check_channels(config.variant, channels, set(images))
     grid = model_grid(images["ct"] if "ct" in images else images["mri"], config)
-    units, params = _to_units(images, grid, config)
+    metal = metal_voxels(images, grid, metal_mask)
+    units, params = _to_units(images, grid, config, metal)
     shape = grid.GetSize()[::-1]
     padded = {name: _pad(unit, 2**config.network.num_down, -1.0) for name, unit in units.items()}
     stacked = np.stack([padded[c][0] for c in channels], axis=1)
-    metal = metal_voxels(images, grid)
     selected = np.ones(len(stacked), bool) if all_slices else metal_slices(metal, len(stacked))
     if metal is not None:
         metal = _pad(metal.astype(np.float32), 2**config.network.num_down, 0.0)[0] > 0.5
@@ -224,11 +237,14 @@ def correct_volume(
     progress: bool = True,
     all_slices: bool = False,
     names: dict[str, str] | None = None,
+    metal_mask: str | os.PathLike[str] | sitk.Image | None = None,
 ) -> CorrectionResult:
     """Correct the given volume(s) (paths, or images already read) and write
     `<out_dir>/ct_corrected.nii.gz` (HU) and/or `mri_corrected.nii.gz` (see module doc), or the
     file names in `names` by modality. `model`: a MADN (or madn_core Corrector) or a checkpoint
-    path; `all_slices`: correct slices without metal too."""
+    path; `all_slices`: correct slices without metal too; `metal_mask`: the implant's voxels
+    (a label volume over the same box as the scan, nonzero = metal), used instead of the CT
+    threshold for the slices with metal, the implant band and a CT prior's metal trace."""
     net = _load_network(model, resolve_device(device))
     channels = channels_for_variant(net.config.variant)
     given = {name: source for name, source in (("ct", ct), ("mri", mri)) if source is not None}
@@ -238,12 +254,35 @@ def correct_volume(
         for name, source in given.items()
     }
     files = {**OUTPUT_NAMES, **(names or {})}
-    arrays, slices, corrected = correct_images(net, images, batch_size, progress, all_slices)
+    mask = _read_metal_mask(metal_mask, images)
+    arrays, slices, corrected = correct_images(
+        net, images, batch_size, progress, all_slices, metal_mask=mask
+    )
     outputs = {
         name: _write(sitk.GetImageFromArray(array), images[name], Path(out_dir) / files[name])
         for name, array in arrays.items()
     }
     return CorrectionResult(outputs=outputs, slices=slices, corrected=corrected)
+
+
+def _read_metal_mask(
+    source: str | os.PathLike[str] | sitk.Image | None, images: dict[str, sitk.Image]
+) -> sitk.Image | None:
+    """The metal mask as an image, checked to cover the scan it belongs to (same size as the
+    CT, or the MRI without a CT), with at least one metal voxel."""
+    if source is None:
+        return None
+    mask = source if isinstance(source, sitk.Image) else read_volume(source, "metal mask")
+    scan = images.get("ct", images.get("mri"))
+    name = source if not isinstance(source, sitk.Image) else "the metal mask"
+    if scan is not None and mask.GetSize() != scan.GetSize():
+        raise CorrectionError(
+            f"{name}: size {mask.GetSize()}, expected the scan's {scan.GetSize()} (a label "
+            "volume on the CT's grid, nonzero = metal)"
+        )
+    if not sitk.GetArrayViewFromImage(mask).any():
+        raise CorrectionError(f"{name}: no metal voxel (expected nonzero where the implant is)")
+    return mask
 
 
 def _metal_free_rows(images: dict[str, sitk.Image]) -> dict[str, np.ndarray]:

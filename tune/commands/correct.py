@@ -34,6 +34,12 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--ct", help="CT volume (NIfTI file or DICOM folder)")
     parser.add_argument("--mri", help="MRI volume registered to the CT")
     parser.add_argument("--out", help="output folder (one case)")
+    parser.add_argument(
+        "--metal-mask",
+        help="the implant's voxels (label volume on the CT's grid, nonzero = metal; one case): "
+        "used instead of the CT > 2500 HU threshold. Give it to models trained after NMAR "
+        "(data.ct_prior): the threshold also takes the bright rim around the metal",
+    )
     parser.add_argument("-i", "--input", help="folder of cases (CASE_0000.nii.gz, ...)")
     parser.add_argument("-o", "--output", help="folder for the corrected cases (same names)")
     parser.add_argument(
@@ -70,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("-i IN and -o OUT go together")
     if not folder_mode and not args.out:
         raise UsageError("--out is required (or -i IN -o OUT for a folder of cases)")
+    if folder_mode and args.metal_mask:
+        raise UsageError("--metal-mask is for one case (--ct/--out), not -i/-o")
     model = load_model_source(args.model, resolve_device(args.device), args.tracking_uri)
     options = {"device": args.device, "batch_size": args.batch_size, "all_slices": args.all_slices}
     if folder_mode:
@@ -87,7 +95,9 @@ def _run_case(args: argparse.Namespace, model: Any, options: dict[str, Any]) -> 
         ct_image = read_volume(args.ct, "ct volume")
         config = RegistrationConfig(mode=args.register)
         mri = align_mri_to_ct(ct_image, read_volume(args.mri, "mri volume"), config)
-    result = correct_volume(model, args.ct, args.out, mri=mri, **options)
+    result = correct_volume(
+        model, args.ct, args.out, mri=mri, metal_mask=args.metal_mask, **options
+    )
     print(f"corrected {result.corrected} of {result.slices} slices (the others have no metal)")
     for name, path in result.outputs.items():
         print(f"{name}: {path}")
