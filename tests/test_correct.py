@@ -252,6 +252,14 @@ def test_metal_mask_option(trained_run: Path, synth_manifest: Path, tmp_path: Pa
     assert _correct(model, ct, mri, tmp_path / "bad", "--metal-mask", str(small)) == 2
     error = capsys.readouterr().err
     assert "small.nii.gz: size (16, 32, 8), expected the scan's (32, 32, 8)" in error
+    # the implant keeps its HU; the bright rim it blooms into (above the window) is corrected
+    source = sitk.GetArrayFromImage(sitk.ReadImage(str(ct)))
+    implant = sitk.GetArrayFromImage(sitk.ReadImage(str(mask))) > 0
+    out = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "ok" / "ct_corrected.nii.gz")))
+    rim = (source > 2000) & ~implant
+    assert rim.any()
+    np.testing.assert_array_equal(out[implant], source[implant])
+    assert (out[rim] <= 2000.5).all()
     empty = tmp_path / "empty.nii.gz"
     sitk.WriteImage(sitk.ReadImage(str(mask)) * 0, str(empty))
     assert _correct(model, ct, mri, tmp_path / "bad", "--metal-mask", str(empty)) == 2

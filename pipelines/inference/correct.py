@@ -14,8 +14,10 @@ and slice count (one slice included):
    unless `all_slices` is set: a MAR model has nothing to remove there, and any change would
    be harm;
 4. map back to HU / the MRI's range, resample back onto each input's own grid, and write NIfTI
-   volumes with the input's size, spacing, origin and direction. Voxels above the CT window
-   (metal) keep their input HU: the network's output range stops at the window.
+   volumes with the input's size, spacing, origin and direction. The implant's own CT voxels
+   (the given metal mask, else those above METAL_HU) keep their input HU: the network's output
+   range stops at the window's top. Other voxels above the window (the bright rim the metal
+   blooms into) take the network's output.
 """
 
 from __future__ import annotations
@@ -223,7 +225,9 @@ def correct_images(
     for c, name in enumerate(channels):
         unit = corrected[:, c, top : top + shape[1], left : left + shape[2]]
         rows = None if keep is None else keep.get(name)
-        arrays[name] = _back_to_input(unit, name, params[name], grid, images[name], rows)
+        arrays[name] = _back_to_input(
+            unit, name, params[name], grid, images[name], rows, metal_mask
+        )
     return arrays, len(stacked), int(selected.sum())
 
 
@@ -308,15 +312,20 @@ def _back_to_input(
     grid: sitk.Image,
     original: sitk.Image,
     unchanged_rows: np.ndarray | None = None,
+    metal_mask: sitk.Image | None = None,
 ) -> np.ndarray:
     """A corrected (Z, H, W) unit volume mapped back to the input's values and grid, (K, H, W)
     float32. `unchanged_rows` (K,) bool: input rows returned as the input's own voxels (no
-    resampling round trip)."""
+    resampling round trip). CT voxels of the implant (`metal_mask` nonzero, on the input's
+    grid; else above METAL_HU) keep their input HU; every other voxel is the network's, so the
+    bright rim the implant blooms into is corrected too, up to the window's top."""
     values = unit_to_hu(unit, *params) if name == "ct" else unit_to_mri(unit, *params)
     back = resample(_as_image(values, grid), original)
     source = sitk.GetArrayFromImage(sitk.Cast(original, sitk.sitkFloat32))
     if name == "ct":
-        back = np.where(source > params[1], source, back)
+        same_grid = metal_mask is not None and metal_mask.GetSize() == original.GetSize()
+        implant = sitk.GetArrayFromImage(metal_mask) > 0 if same_grid else source > METAL_HU
+        back = np.where(implant, source, back)
     if unchanged_rows is not None:
         back[unchanged_rows] = source[unchanged_rows]
     return back.astype(np.float32)
