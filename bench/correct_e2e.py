@@ -5,10 +5,11 @@ subjects' ingested slices (docs/model.md, ablation 15).
     python bench/correct_e2e.py MODEL SYNTH SUBJECT [SUBJECT ...] [--metal-mask] [--out DIR]
 
 MODEL: a checkpoint; SYNTH: a `madn synth` folder (SYNTH/<subject>/ct.nii.gz, ct_clean.nii.gz,
-metal_mask.nii.gz). Each subject's CT goes through `madn correct` (with `--metal-mask` its own
-metal mask is passed on). Per slice with metal: the RMSE in HU against the clean CT, both
-clipped to -1000..2000 HU (the models' window), over the pixels within 30 mm of the metal
-(metal excluded), for the input, NMAR (with the true metal mask) and the corrected volume.
+metal_mask.nii.gz, mri.nii.gz). Each subject's CT goes through `madn correct` (with
+`--metal-mask` its own metal mask is passed on; two-channel models get its MRI too). Per slice
+with metal: the RMSE in HU against the clean CT, both clipped to -1000..2000 HU (the models'
+window), over the pixels within 30 mm of the metal (metal excluded), for the input, NMAR (with
+the true metal mask) and the corrected volume.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from madn_core.checkpoint import load_model
 from pipelines.baselines.mar import nmar
+from pipelines.data.dataset import channels_for_variant
 from tune.cli import main as madn
 
 NEAR_MM = 30.0
@@ -44,6 +47,8 @@ def near_rmse(image: np.ndarray, clean: np.ndarray, band: np.ndarray) -> float:
 def subject_rows(model: str, folder: Path, out: Path, with_mask: bool) -> list[list[float]]:
     """[input, NMAR, madn correct] near-implant RMSE (HU) per slice with metal of a subject."""
     argv = ["correct", "--model", model, "--ct", str(folder / "ct.nii.gz"), "--out", str(out)]
+    if "mri" in channels_for_variant(load_model(model).config.variant):
+        argv += ["--mri", str(folder / "mri.nii.gz")]  # synthesized MRIs are registered
     argv += ["--device", "cpu"] + (["--metal-mask", str(folder / "metal_mask.nii.gz")] * with_mask)
     if madn(argv) != 0:
         raise SystemExit(f"madn correct failed on {folder}")
