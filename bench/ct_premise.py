@@ -30,13 +30,12 @@ from scipy import ndimage, stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from prior_dataset import prior_of_slices
 from quality import inference, print_and_write_table, settings, with_inference
 
 from madn_core.checkpoint import load_model
 from madn_core.model import MADN
-from pipelines.baselines.mar import apply_ct_prior
 from pipelines.data.dataset import SliceDataset, channels_for_variant
-from pipelines.data.intensity import hu_to_unit, unit_to_hu
 from pipelines.training.validation import Validator
 
 INPUTS = ("artefact", "blurred", "nmar", "clean")
@@ -44,18 +43,7 @@ GAINS = ("psnr_mri", "psnr_mri_near", "psnr_ct", "psnr_ct_near")
 
 
 def swapped_ct(validator: Validator, which: str, blur_mm: float) -> np.ndarray:
-    """(N, H, W) in [-1, 1]: the CT input `which` (module doc) for the validator's slices,
-    computed once per validator and input."""
-    key = (id(validator), which)
-    if key not in _SWAPPED:
-        _SWAPPED[key] = _compute_swapped_ct(validator, which, blur_mm)
-    return _SWAPPED[key]
-
-
-_SWAPPED: dict[tuple[int, str], np.ndarray] = {}
-
-
-def _compute_swapped_ct(validator: Validator, which: str, blur_mm: float) -> np.ndarray:
+    """(N, H, W) in [-1, 1]: the CT input `which` (module doc) for the validator's slices."""
     data = validator.data
     if which == "artefact":
         return data["ct"]
@@ -68,21 +56,19 @@ def _compute_swapped_ct(validator: Validator, which: str, blur_mm: float) -> np.
                 for ct, spacing in zip(data["ct"], data["spacing_x"], strict=True)
             ]
         ).astype(np.float32)
-    window = validator.window
-    out = []
-    for ct, metal, spacing in zip(data["ct"], validator.metal, data["spacing_x"], strict=True):
-        fixed = apply_ct_prior("nmar", unit_to_hu(ct, *window), metal, float(spacing))
-        out.append(np.clip(hu_to_unit(fixed, *window), -1.0, 1.0))
-    return np.stack(out).astype(np.float32)
+    return prior_of_slices("nmar", data["ct"], validator.metal, data["spacing_x"], validator.window)
 
 
-def subject_gains(model: MADN, validator: Validator, blur_mm: float) -> dict[str, dict[str, float]]:
-    """{input: {gain: dB over No MAR}} for one subject's validator (CT input swapped)."""
+def subject_gains(
+    model: MADN, validator: Validator, cts: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """{input: {gain: dB over No MAR}} for one subject's validator, its CT input swapped for
+    each of `cts` ({input: (N, H, W) from `swapped_ct`})."""
     artefact_inputs = validator.inputs.copy()
     result = {}
     for which in INPUTS:
         validator.inputs = artefact_inputs.copy()
-        validator.inputs[:, 0] = swapped_ct(validator, which, blur_mm)
+        validator.inputs[:, 0] = cts[which]
         metrics = validator(model, 0)
         result[which] = {g: metrics[f"val/{g}"] - metrics[f"val/nomar/{g}"] for g in GAINS}
     validator.inputs = artefact_inputs
@@ -136,7 +122,8 @@ def main() -> int:
         for s in dataset.subjects("test")
         if len(dataset.select(split="test", has_metal=True, subject=s))
     ]
-    validators = {s: Validator(dataset, ("ct", "mri"), split="test", subject=s) for s in subjects}
+    validators = [Validator(dataset, ("ct", "mri"), split="test", subject=s) for s in subjects]
+    cts = [{w: swapped_ct(v, w, args.blur_mm) for w in INPUTS} for v in validators]  # once each
     rows = []
     for run in args.runs:
         for variant in args.variants.split(","):
@@ -144,7 +131,7 @@ def main() -> int:
                 raise SystemExit(f"--variants: {variant} has no CT and MRI input to swap")
             model = load_model(Path(run) / "runs" / variant / "best.ckpt")
             model = with_inference(model, inference(settings()))  # make quality's band, shrink
-            per_subject = [subject_gains(model, v, args.blur_mm) for v in validators.values()]
+            per_subject = [subject_gains(model, v, c) for v, c in zip(validators, cts, strict=True)]
             for row in summarise(per_subject):
                 rows.append({"run": Path(run).name, "variant": variant, **row})
                 print(table(rows[-1:]).splitlines()[-1], flush=True)

@@ -35,18 +35,34 @@ from pipelines.data.intensity import hu_to_unit, unit_to_hu
 from pipelines.data.shards import slices_table, tensor_column, write_shard
 
 
+def prior_of_slices(
+    prior: str,
+    ct: np.ndarray,
+    metal: np.ndarray,
+    spacing_mm: np.ndarray,
+    window: tuple[float, float],
+) -> np.ndarray:
+    """(N, H, W) CT in [-1, 1] (HU `window`) -> a float32 copy whose slices with metal
+    (`metal`: (N, H, W) bool) went through `prior` in one call, at the slices' in-plane
+    spacing (`spacing_mm`: (N,), one value, as one subject has); the others are unchanged."""
+    if len(np.unique(spacing_mm)) > 1:
+        raise ValueError(f"in-plane spacings {np.unique(spacing_mm)} mm; expected one")
+    out = np.array(ct, dtype=np.float32)
+    rows = metal.reshape(len(ct), -1).any(axis=1)
+    if rows.any():
+        hu = unit_to_hu(out[rows], *window)
+        fixed = apply_ct_prior(prior, hu, metal[rows], float(spacing_mm[0]))
+        out[rows] = np.clip(hu_to_unit(fixed, *window), -1.0, 1.0)
+    return out
+
+
 def corrected_ct(table: pa.Table, prior: str) -> np.ndarray:
     """(N, H, W) float32 in [-1, 1]: the shard's CT with its slices with metal corrected by
     `prior`; slices without metal are returned as they are."""
-    ct = np.array(tensor_column(table, "ct"), dtype=np.float32)
-    metal = tensor_column(table, "metal_mask") > 0
     window = (float(table.column("ct_min")[0].as_py()), float(table.column("ct_max")[0].as_py()))
+    metal = tensor_column(table, "metal_mask") > 0
     spacing = table.column("spacing_x").to_numpy()
-    for i in np.flatnonzero(metal.reshape(len(ct), -1).any(axis=1)):
-        hu = unit_to_hu(ct[i], *window)
-        fixed = apply_ct_prior(prior, hu, metal[i], float(spacing[i]))
-        ct[i] = np.clip(hu_to_unit(fixed, *window), -1.0, 1.0)
-    return ct
+    return prior_of_slices(prior, tensor_column(table, "ct"), metal, spacing, window)
 
 
 def copy_shard(source: Path, target: Path, prior: str) -> None:

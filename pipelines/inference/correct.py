@@ -136,17 +136,12 @@ def _to_units(
 def _with_ct_prior(
     ct_hu: np.ndarray, metal: np.ndarray | None, grid: sitk.Image, config: Any
 ) -> np.ndarray:
-    """(Z, H, W) HU on `grid` -> the same after the model's `data.ct_prior` on the slices with
-    metal (`metal`: (Z, H, W) bool, None: voxels above METAL_HU); the other slices, and every
-    slice for prior "none", unchanged."""
-    prior = getattr(config.data, "ct_prior", "none")
-    metal = ct_hu > METAL_HU if metal is None else metal
-    rows = metal_slices(metal, len(ct_hu))
-    if prior == "none" or not rows.any():
+    """(Z, H, W) HU on `grid` -> the same after the model's `data.ct_prior` (`metal`: (Z, H, W)
+    bool, None: voxels above METAL_HU). LI and NMAR leave slices without metal as they are;
+    prior "none" returns `ct_hu` itself."""
+    if config.data.ct_prior == "none":
         return ct_hu
-    out = np.array(ct_hu, dtype=np.float32)
-    out[rows] = apply_ct_prior(prior, ct_hu[rows], metal[rows], float(grid.GetSpacing()[0]))
-    return out
+    return apply_ct_prior(config.data.ct_prior, ct_hu, metal, float(grid.GetSpacing()[0]))
 
 
 def metal_voxels(
