@@ -44,11 +44,14 @@ def near_rmse(image: np.ndarray, clean: np.ndarray, band: np.ndarray) -> float:
     return float(np.sqrt(np.mean(error[band] ** 2)))
 
 
-def subject_rows(model: str, folder: Path, out: Path, with_mask: bool) -> list[list[float]]:
-    """[input, NMAR, madn correct] near-implant RMSE (HU) per slice with metal of a subject."""
+def subject_rows(
+    model: str, folder: Path, out: Path, with_mask: bool, with_mri: bool
+) -> list[list[float]]:
+    """[input, NMAR, madn correct] near-implant RMSE (HU) per slice with metal of a subject;
+    `with_mri`: the model takes the MRI too (synthesized MRIs are registered)."""
     argv = ["correct", "--model", model, "--ct", str(folder / "ct.nii.gz"), "--out", str(out)]
-    if "mri" in channels_for_variant(load_model(model).config.variant):
-        argv += ["--mri", str(folder / "mri.nii.gz")]  # synthesized MRIs are registered
+    if with_mri:
+        argv += ["--mri", str(folder / "mri.nii.gz")]
     argv += ["--device", "cpu"] + (["--metal-mask", str(folder / "metal_mask.nii.gz")] * with_mask)
     if madn(argv) != 0:
         raise SystemExit(f"madn correct failed on {folder}")
@@ -73,11 +76,13 @@ def main() -> int:
     parser.add_argument("--metal-mask", action="store_true", help="pass each true metal mask")
     parser.add_argument("--out", type=Path, help="keep the corrected volumes here")
     args = parser.parse_args()
+    with_mri = "mri" in channels_for_variant(load_model(args.model).config.variant)
     with tempfile.TemporaryDirectory() as scratch:
         out = args.out or Path(scratch)
         rows = []
         for subject in args.subjects:
-            rows += subject_rows(args.model, args.synth / subject, out / subject, args.metal_mask)
+            folder, target = args.synth / subject, out / subject
+            rows += subject_rows(args.model, folder, target, args.metal_mask, with_mri)
     table = np.array(rows)
     raw, reference, corrected = table.mean(axis=0)
     better = int((table[:, 2] < table[:, 1]).sum())
