@@ -8,8 +8,9 @@ MODEL: a checkpoint; SYNTH: a `madn synth` folder (SYNTH/<subject>/ct.nii.gz, ct
 metal_mask.nii.gz, mri.nii.gz). Each subject's CT goes through `madn correct` (with
 `--metal-mask` its own metal mask is passed on; two-channel models get its MRI too). Per slice
 with metal: the RMSE in HU against the clean CT, both clipped to -1000..2000 HU (the models'
-window), over the pixels within 30 mm of the metal (metal excluded), for the input, NMAR (with
-the true metal mask) and the corrected volume.
+window), over the pixels within 30 mm of the metal (metal excluded), for the input, NMAR with
+the true metal mask, NMAR with the metal `madn correct` finds without one (`segment_metal`),
+and the corrected volume.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from madn_core.checkpoint import load_model
 from pipelines.baselines.mar import nmar
+from pipelines.baselines.metal import segment_metal
 from pipelines.data.dataset import channels_for_variant
 from tune.cli import main as madn
 
@@ -47,7 +49,8 @@ def near_rmse(image: np.ndarray, clean: np.ndarray, band: np.ndarray) -> float:
 def subject_rows(
     model: str, folder: Path, out: Path, with_mask: bool, with_mri: bool
 ) -> list[list[float]]:
-    """[input, NMAR, madn correct] near-implant RMSE (HU) per slice with metal of a subject;
+    """[input, NMAR, NMAR without a mask, madn correct] near-implant RMSE (HU) per slice with
+    metal of a subject;
     `with_mri`: the model takes the MRI too (synthesized MRIs are registered)."""
     argv = ["correct", "--model", model, "--ct", str(folder / "ct.nii.gz"), "--out", str(out)]
     if with_mri:
@@ -60,11 +63,13 @@ def subject_rows(
     corrected = array(out / "ct_corrected.nii.gz")
     spacing = sitk.ReadImage(str(folder / "ct.nii.gz")).GetSpacing()[0]
     reference = nmar(raw, metal, pixel_mm=spacing)
+    unmasked = nmar(raw, segment_metal(raw), pixel_mm=spacing)
     rows = []
     for z in np.flatnonzero(metal.reshape(len(metal), -1).any(axis=1)):
         distance = ndimage.distance_transform_edt(~metal[z]) * spacing
         band = (distance > 0) & (distance <= NEAR_MM)
-        rows.append([near_rmse(x[z], clean[z], band) for x in (raw, reference, corrected)])
+        images = (raw, reference, unmasked, corrected)
+        rows.append([near_rmse(x[z], clean[z], band) for x in images])
     return rows
 
 
@@ -84,12 +89,13 @@ def main() -> int:
             folder, target = args.synth / subject, out / subject
             rows += subject_rows(args.model, folder, target, args.metal_mask, with_mri)
     table = np.array(rows)
-    raw, reference, corrected = table.mean(axis=0)
-    better = int((table[:, 2] < table[:, 1]).sum())
+    raw, reference, unmasked, corrected = table.mean(axis=0)
+    better, better_unmasked = (int((table[:, 3] < table[:, k]).sum()) for k in (1, 2))
     print(
         f"RMSE within {NEAR_MM:g} mm of the metal, mean over {len(table)} slices: No MAR "
-        f"{raw:.1f} HU, NMAR {reference:.1f} HU, madn correct {corrected:.1f} HU "
-        f"(better than NMAR on {better} of {len(table)} slices)"
+        f"{raw:.1f} HU, NMAR {reference:.1f} HU, NMAR without a mask {unmasked:.1f} HU, "
+        f"madn correct {corrected:.1f} HU (better than NMAR on {better} of {len(table)} "
+        f"slices, than NMAR without a mask on {better_unmasked})"
     )
     return 0
 

@@ -265,3 +265,53 @@ def test_metal_mask_option(trained_run: Path, synth_manifest: Path, tmp_path: Pa
     assert _correct(model, ct, mri, tmp_path / "bad", "--metal-mask", str(empty)) == 2
     assert "empty.nii.gz: no metal voxel" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "ct_corrected.nii.gz").exists()
+
+
+def test_without_a_mask_only_the_segmented_implant_keeps_its_hu(
+    trained_run: Path, synth_manifest: Path, tmp_path: Path
+) -> None:
+    from pipelines.baselines.metal import segment_metal
+
+    entry = next(e for e in read_manifest(synth_manifest) if e.has_metal)
+    image = sitk.ReadImage(str(entry.files["ct"]))
+    source = sitk.GetArrayFromImage(image).astype(np.float32)
+    implant = segment_metal(source)
+    source[implant] = 8000.0  # a titanium implant, and beside it one 2600 HU rim voxel a slice
+    rim = np.zeros_like(implant)
+    for z in np.flatnonzero(implant.any(axis=(1, 2))):
+        row, column = max(np.argwhere(implant[z]), key=lambda pixel: pixel[1])
+        rim[z, row, column + 1] = True  # right of the implant's rightmost voxel
+    source[rim] = 2600.0  # above METAL_HU, below half the implant's median
+    assert rim.any() and np.array_equal(segment_metal(source), implant)
+    written = sitk.GetImageFromArray(source)
+    written.CopyInformation(image)
+    sitk.WriteImage(written, str(tmp_path / "ct.nii.gz"))
+    mri = entry.files["mri"]
+    assert _correct(trained_run / "last.ckpt", tmp_path / "ct.nii.gz", mri, tmp_path) == 0
+    out = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "ct_corrected.nii.gz")))
+    np.testing.assert_array_equal(out[implant], source[implant])
+    assert (out[rim] <= 2000.5).all()  # the rim (above METAL_HU) takes the network's output
+
+
+def test_a_metal_mask_also_chooses_the_slices_left_alone(
+    trained_run: Path, synth_manifest: Path, tmp_path: Path
+) -> None:
+    entry = next(e for e in read_manifest(synth_manifest) if e.has_metal)
+    ct, mri = entry.files["ct"], entry.files["mri"]
+    mask = sitk.ReadImage(str(entry.files["metal_mask"]))
+    metal = sitk.GetArrayFromImage(mask) > 0
+    with_metal = np.flatnonzero(metal.reshape(len(metal), -1).any(axis=1))
+    assert len(with_metal) >= 2
+    partial = metal.copy()
+    partial[with_metal[1:]] = False  # the mask says: metal in the first of them only
+    given = sitk.GetImageFromArray(partial.astype(np.uint8))
+    given.CopyInformation(mask)
+    sitk.WriteImage(given, str(tmp_path / "partial.nii.gz"))
+    argv = ("--metal-mask", str(tmp_path / "partial.nii.gz"))
+    assert _correct(trained_run / "last.ckpt", ct, mri, tmp_path / "out", *argv) == 0
+    source = sitk.GetArrayFromImage(sitk.Cast(sitk.ReadImage(str(ct)), sitk.sitkFloat32))
+    out = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out" / "ct_corrected.nii.gz")))
+    untouched = with_metal[1:]
+    assert (source[untouched] > 2500).any()  # metal by the threshold, not by the mask
+    np.testing.assert_array_equal(out[untouched], source[untouched])
+    assert not np.array_equal(out[with_metal[0]], source[with_metal[0]])

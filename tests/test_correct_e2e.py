@@ -29,10 +29,13 @@ def test_scores_correct_against_no_mar_and_nmar(
     assert bench_module("correct_e2e").main() == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     found = re.search(
-        r"over (\d+) slices: No MAR ([\d.]+) HU, NMAR ([\d.]+) HU, madn correct ([\d.]+) HU", line
+        r"over (\d+) slices: No MAR ([\d.]+) HU, NMAR ([\d.]+) HU, NMAR without a mask "
+        r"([\d.]+) HU, madn correct ([\d.]+) HU",
+        line,
     )
     assert found, line
-    slices, raw, reference = int(found[1]), float(found[2]), float(found[3])
-    assert slices >= 1 and float(found[4]) > 0
+    slices, raw, reference, unmasked = int(found[1]), *map(float, found.group(2, 3, 4))
+    assert slices >= 1 and float(found[5]) > 0
     assert reference < raw  # NMAR with the true mask beats the corrupted input near the metal
+    assert unmasked < raw  # so does NMAR with the metal segmented from the CT
     assert (tmp_path / entry.subject_id / "ct_corrected.nii.gz").exists()

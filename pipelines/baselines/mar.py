@@ -1,7 +1,7 @@
 """Classical metal artefact reduction baselines: LI-MAR and NMAR, in the image domain.
 
 Both take a reconstructed CT in HU (a slice ``(H, W)`` or a volume ``(Z, H, W)``) and its metal
-mask (or segment metal by an HU threshold), reproject the image with the simulator's
+mask (or segment the metal with `metal.segment_metal`), reproject the image with the simulator's
 parallel-beam geometry (`pipelines.synth.geometry.ParallelBeamCT`), repair the metal trace in
 the sinogram,
 reconstruct with filtered back-projection and paste the metal back:
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from pipelines.baselines.metal import EDGE_FRACTION, segment_metal
 from pipelines.synth.geometry import ParallelBeamCT
 
 AIR_HU = -1000.0
@@ -34,13 +35,16 @@ AIR_HU = -1000.0
 
 @dataclass(frozen=True)
 class MARSettings:
-    """metal_threshold_hu: HU above which a voxel is metal when no mask is given.
+    """metal_threshold_hu / metal_edge_fraction: the metal segmentation when no mask is given
+    (`metal.segment_metal`: each region above the threshold down to its half-maximum edge;
+    edge fraction 0: the plain threshold).
     air_threshold_hu / bone_threshold_hu: NMAR prior classes (air below, bone above; soft tissue
     between is set to 0 HU). prior_smoothing_px: Gaussian std applied to the LI image before
     classification. mask_dilation_px: metal mask dilation before forward projection, so that the
     partial-volume rim of the implant is inside the trace."""
 
     metal_threshold_hu: float = 2500.0
+    metal_edge_fraction: float = EDGE_FRACTION
     air_threshold_hu: float = -500.0
     bone_threshold_hu: float = 350.0
     prior_smoothing_px: float = 1.0
@@ -92,7 +96,7 @@ class _Problem:
         self.single = array.ndim == 2
         volume = array[None] if self.single else array
         if metal_mask is None:
-            mask = volume > settings.metal_threshold_hu
+            mask = segment_metal(volume, settings.metal_threshold_hu, settings.metal_edge_fraction)
         else:
             mask = np.asarray(metal_mask).astype(bool)
             mask = mask[None] if self.single else mask
@@ -152,8 +156,9 @@ def li_mar(
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Linear-interpolation MAR. ct_hu: (H, W) or (Z, H, W) in HU; metal_mask: same shape (bool)
-    or None to threshold at `settings.metal_threshold_hu`; pixel_mm: in-plane spacing (mm).
-    Returns float32 HU of the input's shape; slices without metal are returned unchanged."""
+    or None to segment it (`metal.segment_metal` with `settings`' threshold and edge fraction);
+    pixel_mm: in-plane spacing (mm). Returns float32 HU of the input's shape; slices without
+    metal are returned unchanged."""
     problem = _Problem(ct_hu, metal_mask, pixel_mm, settings or MARSettings(), device)
     index = np.flatnonzero(problem.metal_slices)
     if len(index) == 0:

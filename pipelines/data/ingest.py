@@ -32,6 +32,7 @@ import SimpleITK as sitk
 from tqdm.auto import tqdm
 
 from madn_core.umask import apply_umask
+from pipelines.baselines.metal import EDGE_FRACTION, segment_metal
 from pipelines.data.intensity import IntensityConfig, hu_to_unit, mri_range, mri_to_unit
 from pipelines.data.manifest import SubjectEntry, read_manifest
 from pipelines.data.registration import MODES, RegistrationConfig, register
@@ -69,7 +70,9 @@ class IngestConfig:
     volumes.reference_grid); val_fraction: share of subjects in validation; test_subjects: a
     count ("2"), a share ("0.2") or a comma-separated list of ids; seed: split seed;
     register_on_li: estimate the registration on a LI-MAR-corrected CT (implanted subjects);
-    metal_threshold_hu: metal segmentation when the manifest has no metal_mask;
+    metal_threshold_hu / metal_edge_fraction: metal segmentation when the manifest has no
+    metal_mask (`pipelines.baselines.metal.segment_metal`: regions above the threshold, down to
+    that fraction of their median HU; 0: the plain threshold);
     min_body_fraction: slices with less body (CT > -500 HU) than this are skipped."""
 
     size: int = 256
@@ -81,6 +84,7 @@ class IngestConfig:
     test_subjects: str = "0.2"
     seed: int = 0
     metal_threshold_hu: float = 2500.0
+    metal_edge_fraction: float = EDGE_FRACTION
     min_body_fraction: float = 0.01
 
     def __post_init__(self) -> None:
@@ -295,13 +299,15 @@ def _read_checked(entry: SubjectEntry) -> dict[str, sitk.Image]:
     return images
 
 
-def _metal_image(images: dict[str, sitk.Image], threshold_hu: float) -> sitk.Image:
-    """The metal mask on the CT's grid: the given mask, else CT > threshold_hu."""
+def _metal_image(
+    images: dict[str, sitk.Image], threshold_hu: float, edge_fraction: float
+) -> sitk.Image:
+    """The metal mask on the CT's grid: the given mask, else `segment_metal` of the CT."""
     ct = images["ct"]
     if "metal_mask" in images:
         metal = sitk.GetArrayFromImage(images["metal_mask"]) > 0
     else:
-        metal = sitk.GetArrayViewFromImage(ct) > threshold_hu
+        metal = segment_metal(sitk.GetArrayViewFromImage(ct), threshold_hu, edge_fraction)
     metal_image = sitk.GetImageFromArray(metal.astype(np.uint8))
     metal_image.CopyInformation(ct)
     return metal_image
@@ -432,7 +438,7 @@ def process_subject(
 ) -> dict[str, Any]:
     """Ingest one subject into `out_dir/<subject>-<part>.parquet`; returns its counts."""
     images = _read_checked(entry)
-    metal = _metal_image(images, config.metal_threshold_hu)
+    metal = _metal_image(images, config.metal_threshold_hu, config.metal_edge_fraction)
     arrays, grid = _resample_all(images, metal, config, ground_truth)
     mri_window = mri_range(arrays["mri"], config.intensity.mri_percentiles)
     crops, top, left = _crop_all(arrays, config, mri_window[0])

@@ -10,14 +10,17 @@ and slice count (one slice included):
    model trained on CTs that went through a classical MAR first (`config.data.ct_prior`, "li"
    or "nmar") gets its CT slices with metal through the same method here, on the model grid;
 3. run the fully convolutional network on whole slices, padded to a multiple of 2**num_down
-   (GPU when available). Slices without metal (no CT voxel above METAL_HU) are left as they are
-   unless `all_slices` is set: a MAR model has nothing to remove there, and any change would
-   be harm;
+   (GPU when available). Slices without metal (no voxel in the metal mask, or without one no CT
+   voxel above METAL_HU) are left as they are unless `all_slices` is set: a MAR model has
+   nothing to remove there, and any change would be harm;
 4. map back to HU / the MRI's range, resample back onto each input's own grid, and write NIfTI
    volumes with the input's size, spacing, origin and direction. The implant's own CT voxels
-   (the given metal mask, else those above METAL_HU) keep their input HU: the network's output
-   range stops at the window's top. Other voxels above the window (the bright rim the metal
-   blooms into) take the network's output.
+   keep their input HU: the network's output range stops at the window's top. Other voxels above
+   the window (the bright rim the metal blooms into) take the network's output.
+
+The implant's voxels are the given metal mask, or else `segment_metal`'s: each region above
+METAL_HU down to its half-maximum edge, so that the rim is not taken for metal (by the CT prior's
+metal trace, the implant band, or the voxels kept in step 4).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from madn_core.band import METAL_HU
 from madn_core.checkpoint import load_model
 from madn_core.trainer import resolve_device
 from pipelines.baselines.mar import apply_ct_prior
+from pipelines.baselines.metal import segment_metal
 from pipelines.data.dataset import channels_for_variant
 from pipelines.data.intensity import (
     hu_to_unit,
@@ -137,7 +141,7 @@ def _with_ct_prior(
     ct_hu: np.ndarray, metal: np.ndarray | None, grid: sitk.Image, config: Any
 ) -> np.ndarray:
     """(Z, H, W) HU on `grid` -> the same after the model's `data.ct_prior` (`metal`: (Z, H, W)
-    bool, None: voxels above METAL_HU). LI and NMAR leave slices without metal as they are;
+    bool, None: `segment_metal`'s). LI and NMAR leave slices without metal as they are;
     prior "none" returns `ct_hu` itself."""
     if config.data.ct_prior == "none":
         return ct_hu
@@ -148,12 +152,12 @@ def metal_voxels(
     images: dict[str, sitk.Image], grid: sitk.Image, mask: sitk.Image | None = None
 ) -> np.ndarray | None:
     """(Z, H, W) bool on `grid`: the given metal `mask` (nonzero voxels, nearest neighbour), or
-    else the CT voxels above METAL_HU; None without either."""
+    else `segment_metal` of the CT resampled onto `grid`; None without either."""
     if mask is not None:
         return resample(mask, grid, nearest=True) > 0
     if "ct" not in images:
         return None
-    return resample(images["ct"], grid, default=-1000.0) > METAL_HU
+    return segment_metal(resample(images["ct"], grid, default=-1000.0))
 
 
 def metal_slices(metal: np.ndarray | None, slices: int) -> np.ndarray:
@@ -199,8 +203,8 @@ def correct_images(
     """Steps 1-4 of the module doc in memory: `images` by modality ("ct" in HU, "mri") ->
     (corrected (K, H, W) float32 arrays on each input's own grid and in its own units, slices
     on the model grid, slices the network ran on). `net`: a MADN or Corrector in eval mode.
-    `metal_mask`: the implant's voxels (nonzero) on any grid over the scan; default: CT voxels
-    above METAL_HU."""
+    `metal_mask`: the implant's voxels (nonzero) on any grid over the scan; default:
+    `segment_metal` of the CT."""
     config = net.config
     channels = channels_for_variant(config.variant)
     _check_channels(config.variant, channels, set(images))
@@ -215,7 +219,7 @@ def correct_images(
         metal = _pad(metal.astype(np.float32), 2**config.network.num_down, 0.0)[0] > 0.5
     corrected = _run_network(net, stacked, selected, batch_size, progress, metal)
     top, left = padded[channels[0]][1]
-    keep = None if all_slices else _metal_free_rows(images)
+    keep = None if all_slices else _metal_free_rows(images, metal_mask)
     arrays: dict[str, np.ndarray] = {}
     for c, name in enumerate(channels):
         unit = corrected[:, c, top : top + shape[1], left : left + shape[2]]
@@ -243,7 +247,8 @@ def correct_volume(
     file names in `names` by modality. `model`: a MADN (or madn_core Corrector) or a checkpoint
     path; `all_slices`: correct slices without metal too; `metal_mask`: the implant's voxels
     (a label volume over the same box as the scan, nonzero = metal), used instead of the CT
-    threshold for the slices with metal, the implant band and a CT prior's metal trace."""
+    segmentation for the slices with metal, the implant band, a CT prior's metal trace and the
+    voxels that keep their input HU."""
     net = _load_network(model, resolve_device(device))
     channels = channels_for_variant(net.config.variant)
     given = {name: source for name, source in (("ct", ct), ("mri", mri)) if source is not None}
@@ -284,14 +289,20 @@ def _read_metal_mask(
     return mask
 
 
-def _metal_free_rows(images: dict[str, sitk.Image]) -> dict[str, np.ndarray]:
+def _metal_free_rows(
+    images: dict[str, sitk.Image], metal_mask: sitk.Image | None = None
+) -> dict[str, np.ndarray]:
     """modality -> (K,) bool over the input array's first axis: rows (slices) of the input
-    whose CT row has no voxel above METAL_HU, i.e. rows to return exactly as they came in. An
-    MRI on another grid than the CT keeps all rows only when the whole CT is metal-free."""
+    without metal, i.e. rows to return exactly as they came in. Metal: the `metal_mask`'s
+    nonzero voxels (on the CT's grid), else CT voxels above METAL_HU (the slices `segment_metal`
+    finds metal in). An MRI on another grid than the CT keeps all rows only when the whole CT is
+    metal-free."""
     if "ct" not in images:
         return {}
-    ct = sitk.GetArrayFromImage(images["ct"])
-    free = ~(ct > METAL_HU).reshape(len(ct), -1).any(axis=1)
+    ct = sitk.GetArrayViewFromImage(images["ct"])
+    on_grid = metal_mask is not None and metal_mask.GetSize() == images["ct"].GetSize()
+    metal = sitk.GetArrayViewFromImage(metal_mask) > 0 if on_grid else ct > METAL_HU
+    free = ~metal.reshape(len(metal), -1).any(axis=1)
     rows = {"ct": free}
     if "mri" in images:
         mri_rows = images["mri"].GetSize()[2]
@@ -312,14 +323,14 @@ def _back_to_input(
     """A corrected (Z, H, W) unit volume mapped back to the input's values and grid, (K, H, W)
     float32. `unchanged_rows` (K,) bool: input rows returned as the input's own voxels (no
     resampling round trip). CT voxels of the implant (`metal_mask` nonzero, on the input's
-    grid; else above METAL_HU) keep their input HU; every other voxel is the network's, so the
+    grid; else `segment_metal`'s) keep their input HU; every other voxel is the network's, so the
     bright rim the implant blooms into is corrected too, up to the window's top."""
     values = unit_to_hu(unit, *params) if name == "ct" else unit_to_mri(unit, *params)
     back = resample(_as_image(values, grid), original)
     source = sitk.GetArrayFromImage(sitk.Cast(original, sitk.sitkFloat32))
     if name == "ct":
         same_grid = metal_mask is not None and metal_mask.GetSize() == original.GetSize()
-        implant = sitk.GetArrayFromImage(metal_mask) > 0 if same_grid else source > METAL_HU
+        implant = sitk.GetArrayFromImage(metal_mask) > 0 if same_grid else segment_metal(source)
         back = np.where(implant, source, back)
     if unchanged_rows is not None:
         back[unchanged_rows] = source[unchanged_rows]

@@ -36,9 +36,9 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="output folder (one case)")
     parser.add_argument(
         "--metal-mask",
-        help="the implant's voxels (label volume on the CT's grid, nonzero = metal; one case): "
-        "used instead of the CT > 2500 HU threshold. Give it to models trained after NMAR "
-        "(data.ct_prior): the threshold also takes the bright rim around the metal",
+        help="the implant's voxels (label volume on the CT's grid, nonzero = metal; one case), "
+        "used instead of segmenting them from the CT (each region above 2500 HU down to its "
+        "half-maximum edge). It also chooses the slices with metal",
     )
     parser.add_argument("-i", "--input", help="folder of cases (CASE_0000.nii.gz, ...)")
     parser.add_argument("-o", "--output", help="folder for the corrected cases (same names)")
