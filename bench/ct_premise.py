@@ -30,11 +30,11 @@ from scipy import ndimage, stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prior_dataset import prior_of_slices
 from quality import inference, print_and_write_table, settings, with_inference
 
 from madn_core.checkpoint import load_model
 from madn_core.model import MADN
+from pipelines.data.ct_prior import prior_of_slices
 from pipelines.data.dataset import SliceDataset, channels_for_variant
 from pipelines.training.validation import Validator
 

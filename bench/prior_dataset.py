@@ -1,18 +1,19 @@
-"""A copy of an ingested dataset whose CT channel is first corrected by a classical MAR method
-(LI or NMAR): the input of the hybrid "NMAR, then the network" experiment (docs/model.md,
-ablation 15).
+"""A copy of an ingested dataset with the CT after a classical MAR (LI or NMAR) stored beside the
+raw CT: what `madn ingest --ct-prior` writes, made from a dataset already ingested, without
+reading and registering the volumes again (docs/model.md, ablation 15).
 
     python bench/prior_dataset.py SRC DST [--prior nmar|li]
 
-SRC: an ingested dataset folder (`madn ingest` output, CACHE/<key>). DST: a new folder, which
-must not exist. Every shard is copied with its `ct` column replaced, on the slices with metal,
-by `pipelines.baselines.mar.li_mar` or `nmar` of that slice (in HU, with the slice's own metal
-mask and in-plane spacing, mapped back with the shard's CT window); the clean CT, the MRI, the
-masks and every scalar are unchanged. `dataset.json` gains `ct_prior` and a key suffixed with
-the prior's name. `madn train` records `ct_prior` in the checkpoint (`data.ct_prior`), so that
-`madn correct` applies the same prior before the network. Each shard is written to a
-temporary name and renamed; the folder itself is renamed into place only when complete, so DST
-is either whole or absent. On such a dataset, `madn evaluate`'s "No MAR" is the prior's output.
+SRC: an ingested dataset folder (`madn ingest` output, CACHE/<key>) without a prior. DST: a new
+folder, which must not exist. Every shard is copied with a `ct_prior` column added: its slices
+with metal went through `pipelines.baselines.mar.li_mar` or `nmar` (in HU, with the slice's own
+metal mask and in-plane spacing, mapped back with the shard's CT window), the others are
+copies of `ct` (`pipelines.data.ct_prior.prior_of_slices`). Every other column is unchanged.
+`dataset.json` gains `ct_prior` and a key suffixed with the prior's name. `madn train` then
+trains on `ct_prior` and records the prior in the checkpoint (`data.ct_prior`), so that `madn
+correct` applies it first; validation and `madn evaluate` keep the raw `ct` as No MAR. Each
+shard is written to a temporary name and renamed; the folder itself is renamed into place only
+when complete, so DST is either whole or absent.
 """
 
 from __future__ import annotations
@@ -30,30 +31,9 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.baselines.mar import CT_PRIOR_METHODS, apply_ct_prior
-from pipelines.data.intensity import hu_to_unit, unit_to_hu
-from pipelines.data.shards import slices_table, tensor_column, write_shard
-
-
-def prior_of_slices(
-    prior: str,
-    ct: np.ndarray,
-    metal: np.ndarray,
-    spacing_mm: np.ndarray,
-    window: tuple[float, float],
-) -> np.ndarray:
-    """(N, H, W) CT in [-1, 1] (HU `window`) -> a float32 copy whose slices with metal
-    (`metal`: (N, H, W) bool) went through `prior` in one call, at the slices' in-plane
-    spacing (`spacing_mm`: (N,), one value, as one subject has); the others are unchanged."""
-    if len(np.unique(spacing_mm)) > 1:
-        raise ValueError(f"in-plane spacings {np.unique(spacing_mm)} mm; expected one")
-    out = np.array(ct, dtype=np.float32)
-    rows = metal.reshape(len(ct), -1).any(axis=1)
-    if rows.any():
-        hu = unit_to_hu(out[rows], *window)
-        fixed = apply_ct_prior(prior, hu, metal[rows], float(spacing_mm[0]))
-        out[rows] = np.clip(hu_to_unit(fixed, *window), -1.0, 1.0)
-    return out
+from pipelines.baselines.mar import CT_PRIOR_METHODS
+from pipelines.data.ct_prior import PRIOR_COLUMN, prior_of_slices
+from pipelines.data.shards import schema, slices_table, tensor_column, write_shard
 
 
 def corrected_ct(table: pa.Table, prior: str) -> np.ndarray:
@@ -66,19 +46,19 @@ def corrected_ct(table: pa.Table, prior: str) -> np.ndarray:
 
 
 def copy_shard(source: Path, target: Path, prior: str) -> None:
-    """Write `source` to `target` (via a temporary name) with its CT corrected by `prior`."""
+    """Write `source` to `target` (via a temporary name) with a `ct_prior` column added."""
     table = pq.read_table(source)
-    columns = {}
+    columns = {PRIOR_COLUMN: corrected_ct(table, prior)}
     for name in table.column_names:
         field = table.schema.field(name)
-        if name == "ct":
-            columns[name] = corrected_ct(table, prior)
-        elif field.metadata is not None and b"madn.dtype" in field.metadata:
+        if field.metadata is not None and b"madn.dtype" in field.metadata:
             columns[name] = np.array(tensor_column(table, name))
         else:
             columns[name] = table.column(name).to_numpy(zero_copy_only=False)
+    size = tensor_column(table, "ct").shape[-1]
+    extended = schema(size, "ct_clean" in table.column_names, with_prior=True)
     partial = target.with_name(target.name + ".partial")
-    write_shard(slices_table(columns, table.schema), partial)
+    write_shard(slices_table(columns, extended), partial)
     partial.replace(target)
 
 
@@ -94,6 +74,8 @@ def main() -> int:
     if args.dst.exists():
         raise SystemExit(f"{args.dst}: exists; give a new folder")
     info = json.loads(info_path.read_text())
+    if info.get("ct_prior", "none") != "none":
+        raise SystemExit(f"{args.src}: already has CT prior {info['ct_prior']!r}")
     building = args.dst.with_name(args.dst.name + ".partial")
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)

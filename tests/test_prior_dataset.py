@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def run(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
     return module.main()
 
 
-def test_only_the_metal_slices_ct_changes(
+def test_the_prior_goes_beside_the_raw_ct_on_metal_slices_only(
     dataset_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     target = tmp_path / "nmar"
@@ -31,19 +32,38 @@ def test_only_the_metal_slices_ct_changes(
     assert copy.info["ct_prior"] == "nmar"
     assert copy.info["key"] == f"{source.info['key']}-nmar"
     positions = np.arange(len(source))
-    before, after = source.read(positions, COLUMNS), copy.read(positions, COLUMNS)
-    for name in COLUMNS[1:]:
+    before, after = source.read(positions, COLUMNS), copy.read(positions, [*COLUMNS, "ct_prior"])
+    for name in COLUMNS:
         np.testing.assert_array_equal(before[name], after[name], err_msg=name)
     metal = before["metal_mask"].reshape(len(positions), -1).any(axis=1)
     assert metal.any() and (~metal).any()
-    np.testing.assert_array_equal(before["ct"][~metal], after["ct"][~metal])
-    changed = np.abs(before["ct"][metal] - after["ct"][metal]).reshape(metal.sum(), -1)
+    np.testing.assert_array_equal(after["ct_prior"][~metal], before["ct"][~metal])
+    changed = np.abs(after["ct_prior"][metal] - before["ct"][metal]).reshape(metal.sum(), -1)
     assert (changed.max(axis=1) > 0.01).all()  # NMAR replaced the metal trace's streaks
-    assert np.abs(after["ct"]).max() <= 1.0
+    assert np.abs(after["ct_prior"]).max() <= 1.0
     assert not list(tmp_path.glob("*.partial"))
     # a model trained on it records the prior, so that `madn correct` applies it too
     assert with_data_spec(tiny_config(), copy).data.ct_prior == "nmar"
     assert with_data_spec(tiny_config(), source).data.ct_prior == "none"
+    with pytest.raises(SystemExit, match="already has CT prior 'nmar'"):
+        run(monkeypatch, str(target), str(tmp_path / "twice"))
+
+
+def test_a_dataset_that_names_a_prior_without_its_column_is_refused(
+    dataset_path: Path, tmp_path: Path
+) -> None:
+    from pipelines.data.ct_prior import PriorError, stored_prior
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(dataset_path, legacy)
+    info = json.loads((legacy / "dataset.json").read_text())
+    (legacy / "dataset.json").write_text(json.dumps({**info, "ct_prior": "nmar"}))
+    with pytest.raises(
+        PriorError,
+        match=r"legacy: dataset.json names CT prior 'nmar' but .* "
+        r"re-create it with `madn ingest --ct-prior nmar`",
+    ):
+        stored_prior(SliceDataset(legacy))
 
 
 def test_refuses_an_existing_target_or_a_folder_without_dataset_json(

@@ -56,13 +56,15 @@ def collect_evidence(model: torch.nn.Module, data: str, max_slices: int = 512) -
     """Score `model` (eval mode, CPU) on the test split of `data`, overall and per subject."""
     dataset = SliceDataset(data)
     channels = channels_for_variant(model.config.variant)
+    prior = model.config.data.ct_prior  # its CT input; No MAR stays the raw CT
     model = model.cpu().eval()
-    scores = _validate(model, Validator(dataset, channels, split="test", max_slices=max_slices))
+    overall = Validator(dataset, channels, "test", max_slices=max_slices, ct_prior=prior)
+    scores = _validate(model, overall)
     subject_scores: dict[str, float] = {}
     for subject in dataset.subjects("test"):
         if len(dataset.select(split="test", has_metal=True, subject=subject)) == 0:
             continue
-        validator = Validator(dataset, channels, split="test", subject=subject)
+        validator = Validator(dataset, channels, "test", subject=subject, ct_prior=prior)
         subject_scores[subject] = float(_validate(model, validator)["test/score"])
     gains = np.array([v for v in subject_scores.values() if math.isfinite(v)])
     if len(gains) >= 2 and np.ptp(gains) > 0:

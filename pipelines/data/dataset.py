@@ -146,8 +146,13 @@ class SliceDataset:
         positions = self.select(split=split)
         return sorted(set(self.index["subject_id"][positions].tolist()))
 
+    @property
+    def columns(self) -> set[str]:
+        """The shards' column names."""
+        return set(self._file(0).schema_arrow.names) if self.info["shards"] else set()
+
     def check_columns(self, columns: Sequence[str]) -> None:
-        available = set(self._file(0).schema_arrow.names) if self.info["shards"] else set()
+        available = self.columns
         missing = [c for c in columns if c not in available]
         if missing:
             raise DatasetError(

@@ -31,15 +31,20 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
+from madn_core.config import CT_PRIORS
 from madn_core.umask import apply_umask
 from pipelines.baselines.metal import EDGE_FRACTION, segment_metal
+from pipelines.data.ct_prior import prior_of_slices
 from pipelines.data.intensity import IntensityConfig, hu_to_unit, mri_range, mri_to_unit
 from pipelines.data.manifest import SubjectEntry, read_manifest
 from pipelines.data.registration import MODES, RegistrationConfig, register
 from pipelines.data.shards import (
     IMAGE_COLUMNS,
+    MASK_COLUMNS,
+    PRIOR_COLUMN,
     ROW_GROUP_SLICES,
     SCHEMA_VERSION,
+    is_image,
     schema,
     slices_table,
     write_shard,
@@ -73,7 +78,9 @@ class IngestConfig:
     metal_threshold_hu / metal_edge_fraction: metal segmentation when the manifest has no
     metal_mask (`pipelines.baselines.metal.segment_metal`: regions above the threshold, down to
     that fraction of their median HU; 0: the plain threshold);
-    min_body_fraction: slices with less body (CT > -500 HU) than this are skipped."""
+    min_body_fraction: slices with less body (CT > -500 HU) than this are skipped;
+    ct_prior: "li" or "nmar" stores that method's output beside the CT (column ct_prior,
+    `pipelines.data.ct_prior`), the input of models trained after a classical MAR."""
 
     size: int = 256
     spacing_mm: tuple[float, float, float] | None = None
@@ -86,6 +93,7 @@ class IngestConfig:
     metal_threshold_hu: float = 2500.0
     metal_edge_fraction: float = EDGE_FRACTION
     min_body_fraction: float = 0.01
+    ct_prior: str = "none"
 
     def __post_init__(self) -> None:
         if self.size < 8 or self.size % 4:
@@ -96,6 +104,10 @@ class IngestConfig:
             raise IngestError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
         if self.registration.mode not in MODES:
             raise IngestError(f"--register must be one of {', '.join(MODES)}")
+        if self.ct_prior not in CT_PRIORS:
+            raise IngestError(
+                f"--ct-prior must be one of {', '.join(CT_PRIORS)}, got {self.ct_prior!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -419,8 +431,9 @@ def _write_subject_shards(
 ) -> list[str]:
     """The columns as Parquet shards of at most MAX_SHARD_BYTES; their file names."""
     n = len(columns["subject_id"])
-    table_schema = schema(size, ground_truth)
-    bytes_per_slice = size * size * (4 * (4 if ground_truth else 2) + 2)
+    table_schema = schema(size, ground_truth, with_prior=PRIOR_COLUMN in columns)
+    images = sum(is_image(f) for f in table_schema) - len(MASK_COLUMNS)
+    bytes_per_slice = size * size * (4 * images + len(MASK_COLUMNS))
     per_shard = max(ROW_GROUP_SLICES, MAX_SHARD_BYTES // bytes_per_slice)
     shards = []
     for part, start in enumerate(range(0, n, per_shard)):
@@ -444,6 +457,12 @@ def process_subject(
     crops, top, left = _crop_all(arrays, config, mri_window[0])
     geometry = (grid.GetSpacing(), grid.GetOrigin(), top, left)
     columns = _slice_columns(entry, split, crops, config, mri_window, geometry)
+    if config.ct_prior != "none":
+        window = (config.intensity.ct_min, config.intensity.ct_max)
+        metal = columns["metal_mask"] > 0
+        columns[PRIOR_COLUMN] = prior_of_slices(
+            config.ct_prior, columns["ct"], metal, columns["spacing_x"], window
+        )
     shards = _write_subject_shards(columns, entry.subject_id, config.size, ground_truth, out_dir)
     n, metal_slices = len(columns["subject_id"]), int(columns["has_metal"].sum())
     return {
@@ -593,6 +612,7 @@ def _dataset_info(
         "image_size": config.size,
         "channels": ["ct", "mri"],
         "has_ground_truth": ground_truth,
+        "ct_prior": config.ct_prior,
         "subjects_with_labels": [r["subject_id"] for r in results if r["has_labels"]],
         "source": {
             "manifest": str(Path(manifest).resolve()),

@@ -10,7 +10,9 @@ made decoding ~10x slower here: bench/loader.py, docs/benchmarks.md.)
 Columns (SCHEMA_VERSION 1):
   subject_id str, slice_index int32, split str (train/val/test), has_metal bool (metal in this
   slice), subject_has_metal bool, implant_side str;
-  ct, mri, [ct_clean, mri_clean] float32 (H, W) in [-1, 1]; metal_mask, labels uint8 (H, W);
+  ct, mri, [ct_clean, mri_clean], [ct_prior] float32 (H, W) in [-1, 1]; metal_mask, labels
+  uint8 (H, W). ct_prior (datasets ingested with --ct-prior): the CT after LI or NMAR
+  (pipelines.data.ct_prior), beside the raw ct;
   ct_min, ct_max (HU window), mri_low, mri_high (MRI range) float32: the intensity mapping;
   spacing_x, spacing_y, spacing_z, origin_x, origin_y, origin_z float64 (mm, LPS, identity
   direction): the slice's geometry.
@@ -29,6 +31,7 @@ import pyarrow.parquet as pq
 
 SCHEMA_VERSION = 1
 IMAGE_COLUMNS = ("ct", "mri", "ct_clean", "mri_clean")
+PRIOR_COLUMN = "ct_prior"  # optional: the CT after a classical MAR (pipelines.data.ct_prior)
 MASK_COLUMNS = ("metal_mask", "labels")
 SCALAR_COLUMNS: dict[str, pa.DataType] = {
     "subject_id": pa.string(),
@@ -61,10 +64,11 @@ def _image_field(name: str, dtype: str, size: int) -> pa.Field:
     )
 
 
-def schema(size: int, ground_truth: bool) -> pa.Schema:
-    """The Arrow schema of a shard of `size` x `size` slices."""
+def schema(size: int, ground_truth: bool, with_prior: bool = False) -> pa.Schema:
+    """The Arrow schema of a shard of `size` x `size` slices (`with_prior`: a ct_prior column)."""
     fields = [pa.field(name, kind, nullable=False) for name, kind in SCALAR_COLUMNS.items()]
-    images = IMAGE_COLUMNS if ground_truth else IMAGE_COLUMNS[:2]
+    images = [*(IMAGE_COLUMNS if ground_truth else IMAGE_COLUMNS[:2])]
+    images += [PRIOR_COLUMN] * with_prior
     fields += [_image_field(n, "float32", size) for n in images]
     fields += [_image_field(n, "uint8", size) for n in MASK_COLUMNS]
     return pa.schema(fields, metadata={"madn_schema_version": str(SCHEMA_VERSION)})
@@ -96,7 +100,9 @@ def write_shard(table: pa.Table, path: str | os.PathLike[str]) -> Path:
     int32), row groups of ROW_GROUP_SLICES slices."""
     target = Path(path)
     images = [f.name for f in table.schema if is_image(f)]
-    floats = [n for n in images if n in IMAGE_COLUMNS]
+    floats = [
+        f.name for f in table.schema if is_image(f) and f.metadata[b"madn.dtype"] == b"float32"
+    ]
     pq.write_table(
         table,
         target,

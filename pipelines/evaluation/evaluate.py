@@ -1,8 +1,10 @@
 """The paper's evaluation protocol on a dataset's test subjects (`madn evaluate`).
 
 Methods: No MAR (the input), the classical baselines LI and NMAR (CT only), and any number of
-trained models (each corrects the modalities its variant takes). Only implanted test subjects
-are evaluated, as in the paper. Experiments:
+trained models (each corrects the modalities its variant takes). No MAR, LI and NMAR always
+work on the raw CT. A model trained after a classical MAR (`data.ct_prior`) gets that method's
+CT as its input (the dataset's stored `ct_prior` column, or computed here), so its row is the
+whole pipeline's. Only implanted test subjects are evaluated, as in the paper. Experiments:
 
 1. CT: sigma_CT, the standard deviation in HU of the corrected CT inside each muscle (GMAX,
    GMED, GMIN, TFL) over the subject's volume, separately on the implanted and the contralateral
@@ -43,6 +45,7 @@ from madn_core.metrics import psnr, ssim
 from madn_core.model import MADN
 from madn_core.trainer import resolve_device
 from pipelines.baselines.mar import li_mar, nmar
+from pipelines.data.ct_prior import PRIOR_COLUMN, prior_of_slices, stored_prior
 from pipelines.data.dataset import DatasetError, SliceDataset, channels_for_variant
 from pipelines.data.intensity import hu_to_unit, unit_to_hu
 from pipelines.data.registration import RegistrationConfig
@@ -102,7 +105,9 @@ class EvaluationResult:
 
 @dataclass
 class _Subject:
-    """A test subject's slices (Z, H, W) in [-1, 1] and what the measures need."""
+    """A test subject's slices (Z, H, W) in [-1, 1] and what the measures need. `ct` is the
+    raw CT (No MAR); `prior_cts` the CT after each classical MAR a model takes first
+    (`data.ct_prior`), the dataset's stored one or computed when first asked for."""
 
     name: str
     ct: np.ndarray
@@ -113,6 +118,18 @@ class _Subject:
     spacing_xyz: tuple[float, float, float]
     ct_clean: np.ndarray | None
     mri_clean: np.ndarray | None
+    prior_cts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def model_ct(self, prior: str) -> np.ndarray:
+        """The CT a model with `data.ct_prior` == `prior` sees: (Z, H, W) in [-1, 1]."""
+        if prior == "none":
+            return self.ct
+        if prior not in self.prior_cts:
+            spacing = np.full(len(self.ct), self.spacing_xyz[0])
+            self.prior_cts[prior] = prior_of_slices(
+                prior, self.ct, self.metal, spacing, self.ct_window
+            )
+        return self.prior_cts[prior]
 
 
 def model_labels(models: Mapping[str, MADN]) -> dict[str, MADN]:
@@ -133,6 +150,8 @@ def model_labels(models: Mapping[str, MADN]) -> dict[str, MADN]:
 def _load_subjects(dataset: SliceDataset, split: str) -> list[_Subject]:
     columns = ["ct", "mri", "metal_mask", "labels", "ct_min", "ct_max", "subject_has_metal"]
     columns += ["spacing_x", "spacing_y", "spacing_z"]
+    stored = stored_prior(dataset)
+    columns += [PRIOR_COLUMN] if stored != "none" else []
     if dataset.has_ground_truth:
         columns += ["ct_clean", "mri_clean"]
     subjects = []
@@ -155,6 +174,7 @@ def _load_subjects(dataset: SliceDataset, split: str) -> list[_Subject]:
                 ),
                 ct_clean=data.get("ct_clean"),
                 mri_clean=data.get("mri_clean"),
+                prior_cts={stored: data[PRIOR_COLUMN]} if stored != "none" else {},
             )
         )
     return subjects
@@ -323,7 +343,8 @@ def _run_methods(
             bar.update()
         for label, net in nets.items():
             channels = channels_for_variant(net.config.variant)
-            inputs = np.stack([getattr(subject, c) for c in channels], axis=1)
+            given = {"ct": subject.model_ct(net.config.data.ct_prior), "mri": subject.mri}
+            inputs = np.stack([given[c] for c in channels], axis=1)
             corrected = correct_batches(
                 net.to(device), inputs, config.batch_size, device, metal=subject.metal
             )

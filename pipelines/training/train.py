@@ -30,6 +30,7 @@ import numpy as np
 
 from madn_core.config import MADNConfig
 from madn_core.trainer import Trainer, TrainerCallback
+from pipelines.data.ct_prior import PRIOR_COLUMN, stored_prior
 from pipelines.data.dataset import Augment, SliceDataset, UnpairedBatches, channels_for_variant
 from pipelines.io.atomic import write_text_atomic
 from pipelines.io.figures import save_image_grid
@@ -126,7 +127,7 @@ def with_data_spec(config: MADNConfig, dataset: SliceDataset) -> MADNConfig:
         {
             "data.spacing_mm": float(np.median(sample["spacing_x"])),
             "data.ct_window_hu": (float(sample["ct_min"][0]), float(sample["ct_max"][0])),
-            "data.ct_prior": str(dataset.info.get("ct_prior", "none")),
+            "data.ct_prior": stored_prior(dataset),
         }
     )
 
@@ -167,16 +168,17 @@ def train_model(
     out = _run_folder(Path(out_dir), resume)
     checkpoint = out / CHECKPOINT
     channels = channels_for_variant(config.variant)
+    prior = config.data.ct_prior  # the dataset's stored prior: the CT input is its column
     batches = UnpairedBatches(
         dataset,
         split="train",
-        channels=channels,
+        channels=[PRIOR_COLUMN if c == "ct" and prior != "none" else c for c in channels],
         batch_size=config.train.batch_size,
         seed=config.train.seed,
         augment=augment
         or Augment(flip=True, crop=config.train.patch or None, focus=config.train.patch_focus),
     )
-    validator = Validator(dataset, channels, split="val", max_slices=max_val_slices)
+    validator = Validator(dataset, channels, split="val", max_slices=max_val_slices, ct_prior=prior)
     (out / "config.json").write_text(
         json.dumps({"model": config.to_dict(), "data": dataset.location}, indent=2)
     )

@@ -8,7 +8,9 @@ prefixed `val/`:
   nothing about artefacts; counting them once made val/score reward changes inside the implant
   that the test table never sees); `psnr_ct_near`, `psnr_mri_near`: the same inside a band of
   NEAR_MM around the implant (metal excluded). `nomar/...`: the same for the
-  uncorrected input, the baseline each epoch is compared with.
+  uncorrected input, the baseline each epoch is compared with. A model trained after a
+  classical MAR (`ct_prior`, pipelines.data.ct_prior) gets the prior's CT as its input, but
+  `nomar/` stays the raw CT: its gains include the prior's.
 - `sigma_ct_gmax`, `..._gmed`, `..._gmin`, `..._tfl`: standard deviation of the corrected CT in
   HU inside each labelled muscle (both sides; slices with >= MIN_MUSCLE_PIXELS), mean over slices;
   `sigma_ct`: their mean. `nomar/sigma_ct...`: the same for the input.
@@ -32,6 +34,7 @@ from scipy import ndimage
 from madn_core.metrics import psnr, ssim
 from madn_core.model import MADN
 from madn_core.similarity import lncc
+from pipelines.data.ct_prior import columns_for_prior, model_ct
 from pipelines.data.dataset import SliceDataset
 from pipelines.data.intensity import unit_to_hu
 
@@ -110,7 +113,10 @@ class Validator:
         max_slices: int = 256,
         batch_size: int = 16,
         subject: str | None = None,
+        ct_prior: str = "none",
     ) -> None:
+        """`channels`: the modalities the model takes; `ct_prior`: the model's
+        `data.ct_prior` (its CT input, read from the dataset or computed)."""
         positions = dataset.select(split=split, has_metal=True, subject=subject)[:max_slices]
         if len(positions) == 0:
             which = f"subject {subject!r} of split {split!r}" if subject else f"split {split!r}"
@@ -119,11 +125,13 @@ class Validator:
         self.batch_size = batch_size
         self.ground_truth = dataset.has_ground_truth
         columns = ["ct", "mri", "metal_mask", "labels", "ct_min", "ct_max", "spacing_x"]
+        columns += columns_for_prior(dataset, ct_prior)
         if self.ground_truth:
             columns += ["ct_clean", "mri_clean"]
         data = dataset.read(positions, columns)
         self.data = data
-        self.inputs = np.stack([data[c] for c in self.channels], axis=1)
+        given = {"ct": model_ct(dataset, ct_prior, data), "mri": data["mri"]}
+        self.inputs = np.stack([given[c] for c in self.channels], axis=1)
         self.window = (float(data["ct_min"][0]), float(data["ct_max"][0]))
         self.metal = data["metal_mask"] > 0
         self.band = near_implant_band(self.metal, data["spacing_x"], NEAR_MM)

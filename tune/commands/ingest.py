@@ -52,6 +52,14 @@ def add(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
     parser.add_argument(
+        "--ct-prior",
+        choices=("none", "li", "nmar"),
+        default="none",
+        help="also store the CT after this classical MAR (column ct_prior): models trained on "
+        "the dataset then correct what it leaves, and madn correct runs it first; evaluation "
+        "still measures against the raw CT (default: %(default)s)",
+    )
+    parser.add_argument(
         "--workers", type=positive_int, default=1, help="parallel subjects (default: %(default)s)"
     )
     parser.set_defaults(handler=run)
@@ -69,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         test_subjects=args.test_subjects,
         seed=args.seed,
+        ct_prior=args.ct_prior,
     )
     result = ingest(args.manifest, args.out, config, workers=args.workers)
     counts = result.info["counts"]
