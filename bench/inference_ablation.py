@@ -41,7 +41,9 @@ KEYS = {"shrink": "network.correction_shrink", "smooth": "network.correction_smo
 
 def measure(model: torch.nn.Module, dataset: SliceDataset, variant: str) -> dict[str, float]:
     """Validation gains over No MAR (dB), sigma_CT change (HU) and val-split harm (HU)."""
-    metrics = Validator(dataset, channels_for_variant(variant), max_slices=48)(model, 0)
+    prior = model.config.data.ct_prior  # a hybrid's CT input; No MAR stays the raw CT
+    validator = Validator(dataset, channels_for_variant(variant), max_slices=48, ct_prior=prior)
+    metrics = validator(model, 0)
     row = {g: metrics[f"val/{g}"] - metrics[f"val/nomar/{g}"] for g in GAINS}
     row["sigma_ct"] = metrics["val/sigma_ct"] - metrics["val/nomar/sigma_ct"]
     row["score"] = metrics["val/score"]

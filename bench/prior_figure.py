@@ -7,7 +7,8 @@ a soft-tissue window (-200..300 HU); with `--modality mri` the MRI channel (mode
         [--variant adn-ct] [--modality ct|mri] [--rows 3] [--half 48]
 
 RAW_RUN / PRIOR_RUN: quality run folders (RUN/runs/<variant>/best.ckpt) trained on RAW_DATA
-and on PRIOR_DATA (`bench/prior_dataset.py RAW_DATA PRIOR_DATA`), whose slices must match.
+and on PRIOR_DATA (`bench/prior_dataset.py RAW_DATA PRIOR_DATA`, or the same manifest through
+`madn ingest --ct-prior nmar`), whose slices must match. NMAR's CT is PRIOR_DATA's `ct_prior`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from quality import inference, settings, with_inference
 from shrink_figure import crop, save_closeup
 
 from madn_core.checkpoint import load_model
+from pipelines.data.ct_prior import PRIOR_COLUMN
 from pipelines.data.dataset import SliceDataset, channels_for_variant
 from pipelines.data.intensity import unit_to_hu
 from pipelines.training.validation import correct_batches
@@ -38,22 +40,25 @@ def test_slices(raw: SliceDataset, prior: SliceDataset) -> dict[str, dict[str, n
     positions = raw.select(split="test", has_metal=True)
     if not np.array_equal(positions, prior.select(split="test", has_metal=True)):
         raise SystemExit(f"{prior.location}: its test slices differ from {raw.location}'s")
-    read = {"raw": raw.read(positions, COLUMNS), "prior": prior.read(positions, COLUMNS)}
+    read = {
+        "raw": raw.read(positions, COLUMNS),
+        "prior": prior.read(positions, [*COLUMNS, PRIOR_COLUMN]),
+    }
     if not np.array_equal(read["raw"]["ct_clean"], read["prior"]["ct_clean"]):
         raise SystemExit(f"{prior.location} was not made from {raw.location}")
     return read
 
 
 def network_output(
-    run: str, variant: str, data: dict[str, np.ndarray], modality: str
+    run: str, variant: str, data: dict[str, np.ndarray], modality: str, ct_column: str = "ct"
 ) -> np.ndarray:
     """(N, H, W) in [-1, 1]: the variant's best.ckpt (make quality's inference settings) on
-    `data`'s slices, the `modality` channel."""
+    `data`'s slices (its CT input from `ct_column`), the `modality` channel."""
     model = with_inference(
         load_model(Path(run) / "runs" / variant / "best.ckpt"), inference(settings())
     )
     channels = channels_for_variant(variant)
-    images = np.stack([data[c] for c in channels], axis=1)
+    images = np.stack([data[ct_column if c == "ct" else c] for c in channels], axis=1)
     output = correct_batches(model, images, metal=data["metal_mask"] > 0)
     return output[:, channels.index(modality)]
 
@@ -83,9 +88,9 @@ def main() -> int:
     m = args.modality
     columns = {"input (No MAR)": shown(data["raw"][m])}
     if not mri:
-        columns["NMAR"] = shown(data["prior"]["ct"])
+        columns["NMAR"] = shown(data["prior"][PRIOR_COLUMN])
     columns[f"{args.variant}"] = shown(network_output(args.raw_run, args.variant, data["raw"], m))
-    prior_output = network_output(args.prior_run, args.variant, data["prior"], m)
+    prior_output = network_output(args.prior_run, args.variant, data["prior"], m, PRIOR_COLUMN)
     columns[f"NMAR, then {args.variant}"] = shown(prior_output)
     columns["ground truth"] = shown(data["raw"][f"{m}_clean"])
     save_closeup(columns, args.out, metal[pick], mri, args.half)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import with_inference
 
 from madn_core.checkpoint import load_model
+from pipelines.data.ct_prior import PRIOR_COLUMN, model_ct
 from pipelines.data.dataset import SliceDataset, channels_for_variant
 from pipelines.data.intensity import unit_to_hu
 from pipelines.io.figures import save_image_grid
@@ -67,8 +68,8 @@ def main() -> int:
     args = parser.parse_args()
     dataset = SliceDataset(args.data)
     positions = dataset.select(split="test", has_metal=True)
-    names = ["ct", "mri", "ct_clean", "mri_clean", "metal_mask", "ct_min", "ct_max"]
-    data = dataset.read(positions, names)
+    names = ["ct", "mri", "ct_clean", "mri_clean", "metal_mask", "ct_min", "ct_max", "spacing_x"]
+    data = dataset.read(positions, names + sorted({PRIOR_COLUMN} & dataset.columns))
     metal = data["metal_mask"] > 0
     pick = np.argsort(-metal.reshape(len(metal), -1).sum(axis=1))[: args.rows]
     window = (float(data["ct_min"][0]), float(data["ct_max"][0]))
@@ -85,7 +86,8 @@ def main() -> int:
     for variant in (args.variants or default).split(","):
         model = load_model(Path(args.run) / "runs" / variant / "best.ckpt").eval()
         channels = channels_for_variant(variant)
-        images = np.stack([data[c][pick] for c in channels], axis=1)
+        given = {"ct": model_ct(dataset, model.config.data.ct_prior, data), "mri": data["mri"]}
+        images = np.stack([given[c][pick] for c in channels], axis=1)
         for shrink in (float(v) for v in args.shrinks.split(",")):
             corrector = with_inference(model, {"network.correction_shrink": shrink})
             output = correct_batches(corrector, images, metal=metal[pick])
