@@ -2,11 +2,13 @@
 of synthesized subjects, and what NMAR gives with it (docs/model.md, "Metal without a mask").
 
     python bench/metal_segmentation.py SYNTH SUBJECT [SUBJECT ...] [--fractions 0,0.5]
+        [--clip-hu 3071]
 
 SYNTH: a `madn synth` folder (SYNTH/<subject>/ct.nii.gz, ct_clean.nii.gz, metal_mask.nii.gz).
 One row for the true mask, then one per edge fraction (0: the plain 2500 HU threshold): Dice
 against the true metal (mean and minimum over subjects), voxels outside the true metal per
 subject, and NMAR's RMSE within 30 mm of the metal (as bench/correct_e2e.py measures it).
+`--clip-hu`: clip the CT there first, as a scanner on the standard 12-bit scale does (3071 HU).
 """
 
 from __future__ import annotations
@@ -46,13 +48,17 @@ def nmar_rmse(
     return rmse
 
 
-def measure(synth: Path, subjects: list[str], fractions: list[float]) -> list[list]:
-    """Rows [segmentation, Dice mean, Dice min, extra voxels per subject, NMAR RMSE (HU)]."""
+def measure(
+    synth: Path, subjects: list[str], fractions: list[float], clip_hu: float = np.inf
+) -> list[list]:
+    """Rows [segmentation, Dice mean, Dice min, extra voxels per subject, NMAR RMSE (HU)],
+    on CTs clipped at `clip_hu`."""
     names = ["true mask"] + [f"edge fraction {f:g}" for f in fractions]
     rows: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in names}
     for subject in subjects:
         folder = synth / subject
-        ct, clean = array(folder / "ct.nii.gz"), array(folder / "ct_clean.nii.gz")
+        ct = np.minimum(array(folder / "ct.nii.gz"), clip_hu)
+        clean = array(folder / "ct_clean.nii.gz")
         truth = array(folder / "metal_mask.nii.gz") > 0
         spacing = sitk.ReadImage(str(folder / "ct.nii.gz")).GetSpacing()[0]
         masks = [truth] + [segment_metal(ct, edge_fraction=f) for f in fractions]
@@ -70,11 +76,13 @@ def main() -> int:
     parser.add_argument("synth", type=Path)
     parser.add_argument("subjects", nargs="+")
     parser.add_argument("--fractions", default="0,0.4,0.5,0.6", help="comma-separated")
+    parser.add_argument("--clip-hu", type=float, default=np.inf, help="clip the CT (HU)")
     args = parser.parse_args()
     fractions = [float(f) for f in args.fractions.split(",")]
     print("| segmentation | Dice mean | Dice min | voxels outside the metal | NMAR RMSE (HU) |")
     print("|---|---|---|---|---|")
-    for name, mean, low, extra, rmse in measure(args.synth, args.subjects, fractions):
+    rows = measure(args.synth, args.subjects, fractions, args.clip_hu)
+    for name, mean, low, extra, rmse in rows:
         print(f"| {name} | {mean:.3f} | {low:.3f} | {extra:.0f} | {rmse:.1f} |")
     return 0
 

@@ -34,9 +34,16 @@ def test_each_region_gets_its_own_edge_and_clipped_scans_fall_back_to_the_thresh
     found = segment_metal(both)
     np.testing.assert_array_equal(found[:, :48], segment_metal(titanium))
     np.testing.assert_array_equal(found[:, 48:], segment_metal(cobalt))
-    clipped = np.minimum(both, 3071.0)  # a standard 12-bit scanner saturates the implant
-    np.testing.assert_array_equal(segment_metal(clipped), clipped > 2500)
     np.testing.assert_array_equal(segment_metal(both, edge_fraction=0.0), both > 2500)
+
+
+def test_a_clipped_scan_keeps_the_saturated_core_not_the_rim_below_the_clip() -> None:
+    ct, disc = _blurred_disc(8000.0)
+    clipped = np.minimum(ct, 3071.0)  # a standard 12-bit scanner saturates the implant
+    found = segment_metal(clipped)
+    np.testing.assert_array_equal(found, clipped >= 3071.0)
+    assert found.sum() < (clipped > 2500).sum()
+    assert _dice(found, disc) > _dice(clipped > 2500, disc)
 
 
 def test_regions_never_join_across_slices() -> None:
@@ -79,3 +86,7 @@ def test_the_segmentation_bench_scores_the_true_mask_and_each_fraction(
     assert rows[0][1:4] == ["1.000", "1.000", "0"]
     assert float(rows[2][3]) <= float(rows[1][3])  # the edge rule takes no more rim
     assert all(float(row[4].rstrip(" |")) > 0 for row in rows)
+    monkeypatch.setattr(sys, "argv", [*argv, "--clip-hu", "3071"])  # a standard-scale scanner
+    assert bench_module("metal_segmentation").main() == 0
+    clipped = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert len(clipped) == 3 and clipped[0][1:4] == ["1.000", "1.000", "0"]
