@@ -12,12 +12,11 @@ dataset does not store gets it computed on the fly (`model_ct`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from madn_core.config import CT_PRIORS
 from pipelines.baselines.mar import apply_ct_prior
+from pipelines.data.dataset import SliceDataset
 from pipelines.data.intensity import hu_to_unit, unit_to_hu
 from pipelines.data.shards import PRIOR_COLUMN
 
@@ -57,8 +56,8 @@ def prior_of_slices(
     return out
 
 
-def stored_prior(dataset: Any) -> str:
-    """The prior a dataset (`SliceDataset`) stores in its `ct_prior` column ("none": no
+def stored_prior(dataset: SliceDataset) -> str:
+    """The prior a dataset stores in its `ct_prior` column ("none": no
     column). A dataset whose dataset.json names a prior but has no such column is refused: an
     older bench/prior_dataset.py replaced its `ct` column, so it has no raw CT for No MAR."""
     prior = str(dataset.info.get("ct_prior", "none"))
@@ -71,7 +70,7 @@ def stored_prior(dataset: Any) -> str:
     return prior
 
 
-def model_ct(dataset: Any, prior: str, data: dict[str, np.ndarray]) -> np.ndarray:
+def model_ct(dataset: SliceDataset, prior: str, data: dict[str, np.ndarray]) -> np.ndarray:
     """The (N, H, W) CT in [-1, 1] a model with `prior` sees for rows `data` read from
     `dataset`: `ct` for prior "none", the stored `ct_prior` column when the dataset stores
     this prior, else the prior computed now. `data` holds ct, metal_mask, spacing_x, ct_min,
@@ -84,6 +83,6 @@ def model_ct(dataset: Any, prior: str, data: dict[str, np.ndarray]) -> np.ndarra
     return prior_of_slices(prior, data["ct"], data["metal_mask"] > 0, data["spacing_x"], window)
 
 
-def columns_for_prior(dataset: Any, prior: str) -> list[str]:
+def columns_for_prior(dataset: SliceDataset, prior: str) -> list[str]:
     """The extra columns `model_ct` needs besides ct, metal_mask, spacing_x, ct_min, ct_max."""
     return [PRIOR_COLUMN] if prior != "none" and stored_prior(dataset) == prior else []
