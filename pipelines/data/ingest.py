@@ -459,9 +459,9 @@ def process_subject(
     columns = _slice_columns(entry, split, crops, config, mri_window, geometry)
     if config.ct_prior != "none":
         window = (config.intensity.ct_min, config.intensity.ct_max)
-        metal = columns["metal_mask"] > 0
+        in_slice = columns["metal_mask"] > 0
         columns[PRIOR_COLUMN] = prior_of_slices(
-            config.ct_prior, columns["ct"], metal, columns["spacing_x"], window
+            config.ct_prior, columns["ct"], in_slice, columns["spacing_x"], window
         )
     shards = _write_subject_shards(columns, entry.subject_id, config.size, ground_truth, out_dir)
     n, metal_slices = len(columns["subject_id"]), int(columns["has_metal"].sum())

@@ -35,7 +35,6 @@ import SimpleITK as sitk
 import torch
 from tqdm.auto import tqdm
 
-from madn_core.band import METAL_HU
 from madn_core.checkpoint import load_model
 from madn_core.trainer import resolve_device
 from pipelines.baselines.mar import apply_ct_prior
@@ -219,14 +218,13 @@ def correct_images(
         metal = _pad(metal.astype(np.float32), 2**config.network.num_down, 0.0)[0] > 0.5
     corrected = _run_network(net, stacked, selected, batch_size, progress, metal)
     top, left = padded[channels[0]][1]
-    keep = None if all_slices else _metal_free_rows(images, metal_mask)
+    implant = _input_metal(images, metal_mask)
+    keep = None if all_slices else _metal_free_rows(images, implant)
     arrays: dict[str, np.ndarray] = {}
     for c, name in enumerate(channels):
         unit = corrected[:, c, top : top + shape[1], left : left + shape[2]]
         rows = None if keep is None else keep.get(name)
-        arrays[name] = _back_to_input(
-            unit, name, params[name], grid, images[name], rows, metal_mask
-        )
+        arrays[name] = _back_to_input(unit, name, params[name], grid, images[name], rows, implant)
     return arrays, len(stacked), int(selected.sum())
 
 
@@ -289,20 +287,28 @@ def _read_metal_mask(
     return mask
 
 
-def _metal_free_rows(
+def _input_metal(
     images: dict[str, sitk.Image], metal_mask: sitk.Image | None = None
+) -> np.ndarray | None:
+    """(K, H, W) bool on the CT's own grid: the `metal_mask`'s nonzero voxels when it lies on
+    that grid, else `segment_metal` of the CT; None without a CT."""
+    if "ct" not in images:
+        return None
+    ct = images["ct"]
+    if metal_mask is not None and metal_mask.GetSize() == ct.GetSize():
+        return sitk.GetArrayViewFromImage(metal_mask) > 0
+    return segment_metal(sitk.GetArrayViewFromImage(ct))
+
+
+def _metal_free_rows(
+    images: dict[str, sitk.Image], implant: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     """modality -> (K,) bool over the input array's first axis: rows (slices) of the input
-    without metal, i.e. rows to return exactly as they came in. Metal: the `metal_mask`'s
-    nonzero voxels (on the CT's grid), else CT voxels above METAL_HU (the slices `segment_metal`
-    finds metal in). An MRI on another grid than the CT keeps all rows only when the whole CT is
-    metal-free."""
-    if "ct" not in images:
+    without metal (`implant`: `_input_metal`'s), i.e. rows to return exactly as they came in.
+    An MRI on another grid than the CT keeps all rows only when the whole CT is metal-free."""
+    if implant is None:
         return {}
-    ct = sitk.GetArrayViewFromImage(images["ct"])
-    on_grid = metal_mask is not None and metal_mask.GetSize() == images["ct"].GetSize()
-    metal = sitk.GetArrayViewFromImage(metal_mask) > 0 if on_grid else ct > METAL_HU
-    free = ~metal.reshape(len(metal), -1).any(axis=1)
+    free = ~implant.reshape(len(implant), -1).any(axis=1)
     rows = {"ct": free}
     if "mri" in images:
         mri_rows = images["mri"].GetSize()[2]
@@ -318,19 +324,17 @@ def _back_to_input(
     grid: sitk.Image,
     original: sitk.Image,
     unchanged_rows: np.ndarray | None = None,
-    metal_mask: sitk.Image | None = None,
+    implant: np.ndarray | None = None,
 ) -> np.ndarray:
     """A corrected (Z, H, W) unit volume mapped back to the input's values and grid, (K, H, W)
     float32. `unchanged_rows` (K,) bool: input rows returned as the input's own voxels (no
-    resampling round trip). CT voxels of the implant (`metal_mask` nonzero, on the input's
-    grid; else `segment_metal`'s) keep their input HU; every other voxel is the network's, so the
+    resampling round trip). CT voxels of the implant (`implant`: (K, H, W) bool on the input's
+    grid, `_input_metal`'s) keep their input HU; every other voxel is the network's, so the
     bright rim the implant blooms into is corrected too, up to the window's top."""
     values = unit_to_hu(unit, *params) if name == "ct" else unit_to_mri(unit, *params)
     back = resample(_as_image(values, grid), original)
     source = sitk.GetArrayFromImage(sitk.Cast(original, sitk.sitkFloat32))
-    if name == "ct":
-        same_grid = metal_mask is not None and metal_mask.GetSize() == original.GetSize()
-        implant = sitk.GetArrayFromImage(metal_mask) > 0 if same_grid else segment_metal(source)
+    if name == "ct" and implant is not None:
         back = np.where(implant, source, back)
     if unchanged_rows is not None:
         back[unchanged_rows] = source[unchanged_rows]

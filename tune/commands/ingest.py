@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from madn_core.config import CT_PRIORS
 from tune.commands.common import positive_int
 
 
@@ -53,7 +54,7 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="split seed (default: %(default)s)")
     parser.add_argument(
         "--ct-prior",
-        choices=("none", "li", "nmar"),
+        choices=CT_PRIORS,
         default="none",
         help="also store the CT after this classical MAR (column ct_prior): models trained on "
         "the dataset then correct what it leaves, and madn correct runs it first; evaluation "
