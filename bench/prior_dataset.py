@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.baselines.mar import CT_PRIOR_METHODS
 from pipelines.data.ct_prior import PRIOR_COLUMN, prior_of_slices
-from pipelines.data.shards import schema, slices_table, tensor_column, write_shard
+from pipelines.data.shards import is_image, schema, slices_table, tensor_column, write_shard
 
 
 def corrected_ct(table: pa.Table, prior: str) -> np.ndarray:
@@ -50,8 +50,7 @@ def copy_shard(source: Path, target: Path, prior: str) -> None:
     table = pq.read_table(source)
     columns = {PRIOR_COLUMN: corrected_ct(table, prior)}
     for name in table.column_names:
-        field = table.schema.field(name)
-        if field.metadata is not None and b"madn.dtype" in field.metadata:
+        if is_image(table.schema.field(name)):
             columns[name] = np.array(tensor_column(table, name))
         else:
             columns[name] = table.column(name).to_numpy(zero_copy_only=False)
