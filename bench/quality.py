@@ -23,11 +23,12 @@ channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), SH
 LAMBDA_IDT, LAMBDA_ADV and LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and
 VOID_RADIUS_PX (the MRI void-inpainting term, `madn_core.voids`; 5 and 12 px by default),
 LAMBDA_SIM (madn's similarity weight, 0.1 by default), SIMILARITY (madn's similarity measure:
-lncc, cc or nmi; lncc by default), SEED (the training seed; the data stay
-seed 7), VARIANTS (a comma-separated subset of the four, e.g. for a second seed; the targets
-that need a missing variant are skipped),
-PARALLEL, WORKERS, DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested dataset to use
-instead of step 1).
+lncc, cc or nmi; lncc by default), FULL_CYCLE (`loss.full_cycle`: 1 or 0 to force the
+self-synthesis term on or off; unset, each variant's default: on for madn only), SEED (the
+training seed; the data stay seed 7), VARIANTS (a comma-separated subset of the four, e.g. for
+a second seed; the targets that need a missing variant are skipped), PARALLEL, WORKERS,
+DEVICE, AMP (bf16 autocast on a GPU), DOCS, DATA (an ingested dataset to use instead of
+step 1).
 
 An OUT whose trainings finished is not trained again: run it again with other inference-only
 settings (BAND_MM, MRI_BAND_MM, SHRINK, MRI_SHRINK, SHRINK_RULE) to re-evaluate the same
@@ -121,6 +122,7 @@ def settings() -> dict[str, Any]:
         "void_radius_px": env("VOID_RADIUS_PX", 12.0),
         "lambda_sim": env("LAMBDA_SIM", 0.1),
         "similarity": env("SIMILARITY", "lncc"),
+        "full_cycle": env("FULL_CYCLE", ""),
         "seed": env("SEED", 7),
         "variants": env("VARIANTS", ",".join(VARIANTS)),
         "parallel": env("PARALLEL", 2),
@@ -174,6 +176,15 @@ def prepare_data(s: dict[str, Any], out: Path) -> SliceDataset:
     return SliceDataset(ingest(manifest, out / "cache", config, workers=s["workers"]).path)
 
 
+def full_cycle_override(raw: str) -> bool | None:
+    """FULL_CYCLE as `loss.full_cycle`: None (the variant's default) when unset or empty."""
+    if raw == "":
+        return None
+    if raw.lower() not in ("0", "1", "true", "false", "yes", "no"):
+        raise SystemExit(f"FULL_CYCLE={raw!r}: expected 1 or 0, or unset for the variant's default")
+    return raw.lower() in ("1", "true", "yes")
+
+
 def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig:
     """The model config every variant shares: only the variant differs."""
     steps_per_epoch = max(1, len(dataset.select(split="train", has_metal=True)) // s["batch"])
@@ -209,6 +220,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "lambda_art": s["lambda_art"],
                 "lambda_void": s["lambda_void"],
                 "void_radius_px": s["void_radius_px"],
+                "full_cycle": full_cycle_override(s["full_cycle"]),
             },
             "optim": {"lr": s["lr"]},
             "train": {
