@@ -78,6 +78,10 @@ def test_a_model_trained_after_nmar_is_judged_against_the_raw_ct(
     np.testing.assert_array_equal(stored.inputs, computed.inputs)  # the column, or made now
     assert not np.array_equal(stored.inputs, raw.inputs)
     assert stored.baseline == raw.baseline  # No MAR is the raw CT either way
+    assert raw.prior_baseline == {} and stored.prior_baseline == computed.prior_baseline
+    logged = stored(model, epoch=1)
+    assert logged["val/prior/psnr_ct_near"] > logged["val/nomar/psnr_ct_near"] + 1.0  # NMAR helps
+    assert "val/prior/psnr_mri" not in logged and "val/prior/psnr_ct" not in raw(model, epoch=1)
     settings = EvaluationConfig(dice=False, device="cpu")
     tables = [
         evaluate(data, {"hybrid": model}, tmp_path / name, settings, progress=False)

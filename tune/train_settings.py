@@ -11,6 +11,7 @@ from madn_core.config import MADNConfig
 CONFIG_KEYS = {
     "similarity": "loss.similarity",
     "lambda_sim": "loss.lambda_sim",
+    "full_cycle": "loss.full_cycle",
     "sigma": "loss.sigma",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",

@@ -10,7 +10,8 @@ prefixed `val/`:
   NEAR_MM around the implant (metal excluded). `nomar/...`: the same for the
   uncorrected input, the baseline each epoch is compared with. A model trained after a
   classical MAR (`ct_prior`, pipelines.data.ct_prior) gets the prior's CT as its input, but
-  `nomar/` stays the raw CT: its gains include the prior's.
+  `nomar/` stays the raw CT: its gains include the prior's. `prior/...` then gives the CT
+  metrics of the prior's output alone, the line the network has to stay above.
 - `sigma_ct_gmax`, `..._gmed`, `..._gmin`, `..._tfl`: standard deviation of the corrected CT in
   HU inside each labelled muscle (both sides; slices with >= MIN_MUSCLE_PIXELS), mean over slices;
   `sigma_ct`: their mean. `nomar/sigma_ct...`: the same for the input.
@@ -138,6 +139,10 @@ class Validator:
         self.sim_sigma = max(1.0, SIM_SIGMA_MM / float(np.median(data["spacing_x"])))
         self.baseline: dict[str, float] = {}
         self.baseline = self._metrics({"ct": data["ct"], "mri": data["mri"]})
+        self.prior_baseline: dict[str, float] = {}
+        if ct_prior != "none":
+            prior = self._metrics({"ct": given["ct"], "mri": data["mri"]}, changed=("ct",))
+            self.prior_baseline = {k: v for k, v in prior.items() if _modality_of(k) == "ct"}
         metal_pixels = self.metal.reshape(len(self.inputs), -1).sum(axis=1)
         self.sample_rows = np.argsort(-metal_pixels)[:SAMPLE_ROWS]  # the most metal first
         self.last_samples: tuple[int, np.ndarray] | None = None  # (epoch, their outputs)
@@ -190,6 +195,7 @@ class Validator:
         metrics["score"] = score
         result = {f"val/{k}": v for k, v in metrics.items()}
         result.update({f"val/nomar/{k}": v for k, v in self.baseline.items()})
+        result.update({f"val/prior/{k}": v for k, v in self.prior_baseline.items()})
         return result
 
     def sample_grid_images(

@@ -48,7 +48,16 @@ def add(commands: argparse._SubParsersAction) -> None:
         f"about {RECIPE_STEPS} steps) or paper (ADN/MADN as published); flags override it",
     )
     parser.add_argument("--similarity", choices=("lncc", "cc", "nmi"), help="madn only")
-    parser.add_argument("--lambda-sim", type=float, help="similarity loss weight (default 1)")
+    parser.add_argument(
+        "--lambda-sim", type=float, help="similarity loss weight (quality 0.1, paper 1)"
+    )
+    parser.add_argument(
+        "--full-cycle",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the self-synthesis term of the full cycle (eq. 7); default: on for madn only "
+        "(docs/model.md, ablation 16 measures madn without it)",
+    )
     parser.add_argument("--sigma", type=float, help="LNCC Gaussian std in pixels (default 5)")
     parser.add_argument(
         "--epochs", type=positive_int, help=f"default: {RECIPE_STEPS} steps (quality), 1 (paper)"
