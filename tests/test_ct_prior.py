@@ -3,11 +3,12 @@ evaluation that still measures against the raw CT."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import bench_module, tiny_config
 
 from madn_core.checkpoint import load_model
 from pipelines.data.ct_prior import prior_of_slices
@@ -82,6 +83,12 @@ def test_a_model_trained_after_nmar_is_judged_against_the_raw_ct(
     logged = stored(model, epoch=1)
     assert logged["val/prior/psnr_ct_near"] > logged["val/nomar/psnr_ct_near"] + 1.0  # NMAR helps
     assert "val/prior/psnr_mri" not in logged and "val/prior/psnr_ct" not in raw(model, epoch=1)
+    curves = bench_module("prior_seed_curves")  # the prior recomputed, as for older runs
+    prior = curves.prior_metrics(str(prior_dataset), "nmar")
+    _, values = curves.curve(run, "psnr_ct_near", "prior", prior)
+    trained = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    gain = trained["val/psnr_ct_near"] - trained["val/prior/psnr_ct_near"]
+    assert values[-1] == pytest.approx(gain)
     settings = EvaluationConfig(dice=False, device="cpu")
     tables = [
         evaluate(data, {"hybrid": model}, tmp_path / name, settings, progress=False)
