@@ -31,6 +31,7 @@ def test_cli_trains_and_writes_run_folder(dataset_path: Path, tmp_path: Path, ca
             "--similarity",
             "cc",
             "--no-full-cycle",
+            "--residual",
             "--out",
             str(out),
             *TINY,
@@ -55,7 +56,7 @@ def test_cli_trains_and_writes_run_folder(dataset_path: Path, tmp_path: Path, ca
     assert "train/self_synthesis" not in metrics  # --no-full-cycle: madn without eq. 7's term
     config = json.loads((out / "config.json").read_text())["model"]
     assert config["loss"]["similarity"] == "cc" and config["image_size"] == 32
-    assert config["loss"]["full_cycle"] is False
+    assert config["loss"]["full_cycle"] is False and config["network"]["residual"] is True
     assert (out / "samples.png").stat().st_size > 1000
     assert code == 0 and main(["train", "--data", str(dataset_path), "--out", str(out), *TINY]) == 2
     assert "pass --resume" in capsys.readouterr().err

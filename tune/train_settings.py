@@ -21,6 +21,7 @@ CONFIG_KEYS = {
     "lr": "optim.lr",
     "base_channels": "network.base_channels",
     "num_res": "network.num_res",
+    "residual": "network.residual",
     "patch": "train.patch",
     "patch_focus": "train.patch_focus",
     "ema_decay": "train.ema_decay",

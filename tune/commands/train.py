@@ -67,6 +67,14 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--base-channels", type=positive_int, help="width (quality 16, paper 64)")
     parser.add_argument("--num-res", type=positive_int, help="residual blocks (quality 2, paper 4)")
     parser.add_argument(
+        "--residual",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="G_I adds a correction to its input, starting as the identity (default off). For a "
+        "two-channel model on a dataset from `madn ingest --ct-prior nmar`: the CT stays "
+        "NMAR's and the MRI is corrected (docs/model.md, ablation 17)",
+    )
+    parser.add_argument(
         "--patch",
         type=int,
         help="train on random N px crops at the data's native spacing (default: whole slices)",
