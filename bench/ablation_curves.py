@@ -33,6 +33,27 @@ def steps_per_epoch(run: Path, epochs: int) -> float:
     return float(checkpoint.get("step", epochs)) / max(1, epochs)
 
 
+def gain_curves(
+    run: Path, keys: tuple[str, ...], reference: dict[str, float] | None = None
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Per validation key: (generator steps, val/KEY minus its reference) over the run's
+    validated epochs; the reference is `reference[KEY]` when given (a fixed line, e.g. a prior's
+    PSNR), else the epoch's own val/nomar/KEY. The run's files are read once."""
+    history = read_history(run)
+    per_epoch = steps_per_epoch(run, len(history))
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    for key in keys:
+        steps, values = [], []
+        for epoch, line in enumerate(history, start=1):
+            if f"val/{key}" not in line:
+                continue
+            base = reference[key] if reference is not None else line[f"val/nomar/{key}"]
+            steps.append(line.get("epoch", epoch) * per_epoch)
+            values.append(line[f"val/{key}"] - base)
+        curves[key] = (steps, values)
+    return curves
+
+
 def main(argv: list[str]) -> int:
     import matplotlib
 
@@ -45,16 +66,10 @@ def main(argv: list[str]) -> int:
     out, runs = Path(argv[0]), [Path(a) for a in argv[1:]]
     figure, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.6))
     for run in runs:
-        history = read_history(run)
-        per_epoch = steps_per_epoch(run, len(history))
+        curves = gain_curves(run, tuple(key for key, _ in PANELS))
         for axis, (key, _) in zip(axes, PANELS, strict=True):
-            pairs = [
-                ((i + 1) * per_epoch, h[f"val/{key}"] - h[f"val/nomar/{key}"])
-                for i, h in enumerate(history)
-                if f"val/{key}" in h
-            ]
-            if pairs:
-                axis.plot(*zip(*pairs, strict=True), label=run.name)
+            if curves[key][0]:
+                axis.plot(*curves[key], label=run.name)
     for axis, (_, title) in zip(axes, PANELS, strict=True):
         axis.axhline(0.0, color="k", linestyle="--", linewidth=0.8)
         axis.set_title(title, fontsize=9)

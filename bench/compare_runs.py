@@ -51,9 +51,9 @@ def compared(base: Path, new: Path, variants: tuple[str, str] | None = None) -> 
         keep = VARIANTS if variants is None else (variants[index],)
         frame = frame[frame["method"].isin(keep)].copy()
         if variants is not None:
-            frame["method"] = variants[1]
             if frame.empty:
                 raise SystemExit(f"{run}: no {variants[index]} in report/; expected one")
+            frame["method"] = variants[1]
         frame["method"] = frame["method"] + suffix
         frames.append(frame)
     return setting_ablation(pd.concat(frames, ignore_index=True), BASE_SUFFIX)

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablation_curves import read_history, steps_per_epoch
+from ablation_curves import gain_curves
 
 MAX_VAL_SLICES = 48  # bench/quality.py's train_model(max_val_slices=48)
 PANELS = (
@@ -61,18 +61,12 @@ def arms(specs: list[str]) -> dict[str, list[Path]]:
     return result
 
 
-def curve(run: Path, key: str, reference: str, prior: dict[str, float]) -> tuple[list, list]:
-    """(generator steps, metric - reference) over the run's validated epochs."""
-    history = read_history(run)
-    per_epoch = steps_per_epoch(run, len(history))
-    steps, values = [], []
-    for epoch, line in enumerate(history, start=1):
-        if f"val/{key}" not in line:
-            continue
-        base = prior[key] if reference == "prior" else line[f"val/nomar/{key}"]
-        steps.append(line.get("epoch", epoch) * per_epoch)
-        values.append(line[f"val/{key}"] - base)
-    return steps, values
+def curves(run: Path, prior: dict[str, float]) -> dict[str, tuple[list, list]]:
+    """Per panel key: (generator steps, metric - its reference) over the run's validated
+    epochs; the reference is the prior's PSNR or the epoch's No MAR (PANELS)."""
+    against_prior = tuple(key for key, reference, _ in PANELS if reference == "prior")
+    against_input = tuple(key for key, reference, _ in PANELS if reference == "nomar")
+    return gain_curves(run, against_prior, prior) | gain_curves(run, against_input)
 
 
 def main() -> int:
@@ -94,8 +88,9 @@ def main() -> int:
     for index, (label, runs) in enumerate(groups.items()):
         colour = f"C{index}"
         for n, run in enumerate(runs):
-            for axis, (key, reference, _) in zip(axes, PANELS, strict=True):
-                steps, values = curve(run, key, reference, prior)
+            run_curves = curves(run, prior)
+            for axis, (key, _, _) in zip(axes, PANELS, strict=True):
+                steps, values = run_curves[key]
                 axis.plot(steps, values, color=colour, lw=1, label=label if n == 0 else None)
     for axis, (_, _, title) in zip(axes, PANELS, strict=True):
         axis.axhline(0.0, color="k", linestyle="--", linewidth=0.8)

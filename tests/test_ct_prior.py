@@ -85,7 +85,7 @@ def test_a_model_trained_after_nmar_is_judged_against_the_raw_ct(
     assert "val/prior/psnr_mri" not in logged and "val/prior/psnr_ct" not in raw(model, epoch=1)
     curves = bench_module("prior_seed_curves")  # the prior recomputed, as for older runs
     prior = curves.prior_metrics(str(prior_dataset), "nmar")
-    _, values = curves.curve(run, "psnr_ct_near", "prior", prior)
+    _, values = curves.curves(run, prior)["psnr_ct_near"]
     trained = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     gain = trained["val/psnr_ct_near"] - trained["val/prior/psnr_ct_near"]
     assert values[-1] == pytest.approx(gain)

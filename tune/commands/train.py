@@ -47,6 +47,14 @@ def add(commands: argparse._SubParsersAction) -> None:
         help="starting settings: quality (default; the measured recipe of docs/model.md, "
         f"about {RECIPE_STEPS} steps) or paper (ADN/MADN as published); flags override it",
     )
+    _add_model_arguments(parser)
+    _add_training_arguments(parser)
+    _add_run_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The objective's and the network's flags (madn_core config keys)."""
     parser.add_argument("--similarity", choices=("lncc", "cc", "nmi"), help="madn only")
     parser.add_argument(
         "--lambda-sim", type=float, help="similarity loss weight (quality 0.1, paper 1)"
@@ -59,11 +67,6 @@ def add(commands: argparse._SubParsersAction) -> None:
         "Without it madn lost 0.07-0.21 dB of MRI near the implant (docs/model.md, ablation 16)",
     )
     parser.add_argument("--sigma", type=float, help="LNCC Gaussian std in pixels (default 5)")
-    parser.add_argument(
-        "--epochs", type=positive_int, help=f"default: {RECIPE_STEPS} steps (quality), 1 (paper)"
-    )
-    parser.add_argument("--batch-size", type=positive_int, help="default 4")
-    parser.add_argument("--lr", type=float, help="Adam learning rate (quality 2e-4, paper 1e-5)")
     parser.add_argument("--base-channels", type=positive_int, help="width (quality 16, paper 64)")
     parser.add_argument("--num-res", type=positive_int, help="residual blocks (quality 2, paper 4)")
     parser.add_argument(
@@ -74,6 +77,15 @@ def add(commands: argparse._SubParsersAction) -> None:
         "two-channel model on a dataset from `madn ingest --ct-prior nmar`: the CT stays "
         "NMAR's and the MRI is corrected (docs/model.md, ablation 17)",
     )
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training loop's flags: steps, optimiser, crops, EMA, validation."""
+    parser.add_argument(
+        "--epochs", type=positive_int, help=f"default: {RECIPE_STEPS} steps (quality), 1 (paper)"
+    )
+    parser.add_argument("--batch-size", type=positive_int, help="default 4")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (quality 2e-4, paper 1e-5)")
     parser.add_argument(
         "--patch",
         type=int,
@@ -97,6 +109,10 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, help="default 0")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto")
     parser.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the run goes and how it is tracked."""
     parser.add_argument(
         "--out", help="run folder (default: runs/<variant>, under $MADN_HOME when set)"
     )
@@ -106,7 +122,6 @@ def add(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db; implies tracking)"
     )
-    parser.set_defaults(handler=run)
 
 
 def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
