@@ -15,7 +15,8 @@ Seeded, end to end on the synthetic benchmark:
 Environment (the defaults took 33.9 minutes on 2 idle CPU cores on 2026-12-05; docs/model.md):
 OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator steps per
 variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator), PATCH,
-PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, SKIPS, NORM, EMA, VAL_EVERY (validate,
+PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, RESIDUAL_CHANNELS (with RESIDUAL=1,
+the channels G_I corrects residually, e.g. mri; unset, all), SKIPS, NORM, EMA, VAL_EVERY (validate,
 and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM, MRI_BAND_MM, SHRINK
 (`network.correction_shrink`, 0.1 by default), MRI_SHRINK (`network.mri_shrink`, the MRI
 channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), SHRINK_RULE
@@ -104,6 +105,7 @@ def settings() -> dict[str, Any]:
         "batch": env("BATCH", 4),
         "lr": env("LR", 2e-4),
         "residual": env("RESIDUAL", False),
+        "residual_channels": env("RESIDUAL_CHANNELS", ""),
         "skips": env("SKIPS", 0),
         "norm": env("NORM", "none"),
         "ema": env("EMA", 0.999),
@@ -185,6 +187,11 @@ def full_cycle_override(raw: str) -> bool | None:
     return raw.lower() in ("1", "true", "yes")
 
 
+def residual_channels(raw: str) -> list[str] | None:
+    """RESIDUAL_CHANNELS as `network.residual_channels`: None (every channel) when unset."""
+    return [name.strip() for name in raw.split(",")] if raw.strip() else None
+
+
 def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig:
     """The model config every variant shares: only the variant differs."""
     steps_per_epoch = max(1, len(dataset.select(split="train", has_metal=True)) // s["batch"])
@@ -200,6 +207,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "discriminator_layers": s["disc_layers"],
                 "num_res": s["num_res"],
                 "residual": s["residual"],
+                "residual_channels": residual_channels(s["residual_channels"]),
                 "content_skips": s["skips"],
                 "encoder_norm": norm,
                 "decoder_norm": norm,

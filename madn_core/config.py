@@ -50,6 +50,7 @@ SIMILARITY_NAMES = ("lncc", "cc", "nmi")
 DEVICES = ("auto", "cpu", "cuda")
 SHRINK_RULES = ("soft", "garrote", "hard")
 CT_PRIORS = ("none", "li", "nmar")  # DataConfig.ct_prior
+CHANNEL_NAMES = ("ct", "mri")  # NetworkConfig.residual_channels
 
 
 def _check(condition: bool, name: str, expectation: str, value: Any) -> None:
@@ -87,6 +88,9 @@ class NetworkConfig:
     residual: the clean decoder G_I predicts a correction that is added to the image its code was
         encoded from (zero-initialised, so an untrained G_I is the identity, i.e. No MAR); G_Ia
         stays ADN's synthesiser. ADN: false.
+    residual_channels: with `residual`, the channels ("ct", "mri") G_I corrects residually; the
+        others keep ADN's tanh synthesis. Channels a variant lacks are ignored, so one setting
+        serves every variant (["mri"]: adn-ct is unchanged). None: every channel.
     gated: a learned gate g in (0, 1) per pixel and channel (`madn_core.networks.Gate`, from the
         input and G_I's change to it) decides where the correction applies: x̂ = g G_I + (1 - g)
         x^a. It trains only on the paired signals, with G_I's outputs detached (`loss.lambda_gate`),
@@ -133,6 +137,7 @@ class NetworkConfig:
     discriminator_layers: int = 2
     discriminator_norm: str = "instance"
     residual: bool = False
+    residual_channels: list[str] | None = None
     gated: bool = False
     gate_bias: float = 0.0
     content_skips: int = 0
@@ -189,6 +194,11 @@ class NetworkConfig:
             self.content_skips,
         )
         _check(isinstance(self.residual, bool), "network.residual", "true or false", self.residual)
+        if self.residual_channels is not None:
+            names = self.residual_channels
+            valid = isinstance(names, (list, tuple)) and all(n in CHANNEL_NAMES for n in names)
+            _check(valid, "network.residual_channels", "null or a list of ct, mri", names)
+            self.residual_channels = list(names)
         _check(isinstance(self.gated, bool), "network.gated", "true or false", self.gated)
         bias = self.gate_bias
         finite = isinstance(bias, (int, float)) and not isinstance(bias, bool)
@@ -453,6 +463,14 @@ class MADNConfig:
     @property
     def in_channels(self) -> int:
         return len(self.spec.channels)
+
+    @property
+    def residual_mask(self) -> tuple[bool, ...]:
+        """Per channel of `channels`, whether G_I corrects it residually (`network.residual`
+        and `network.residual_channels`); all False for ADN's decoder."""
+        net = self.network
+        chosen = net.residual_channels
+        return tuple(net.residual and (chosen is None or c in chosen) for c in self.channels)
 
     @property
     def uses_similarity(self) -> bool:

@@ -96,9 +96,8 @@ def correct_images(
     mask = find_metal(config, corrupted, metal) if needs_mask else None
     image = fill_metal(config, corrupted, mask)
     code, features = encoder(image)
-    corrected = decoder(
-        code, features if net.content_skips else None, image if net.residual else None
-    )
+    base = image if any(config.residual_mask) else None
+    corrected = decoder(code, features if net.content_skips else None, base)
     if gate is not None:
         corrected = gate.blend(image, corrected)
     if net.correction_smooth_mm > 0:

@@ -48,7 +48,7 @@ class MADN(nn.Module):
                 channels, net.base_channels, net.num_down, num_res, net.encoder_norm, net.padding
             )
 
-        def decoder(num_sides: int, residual: bool = False) -> Decoder:
+        def decoder(num_sides: int, residual: bool | tuple[bool, ...] = False) -> Decoder:
             return Decoder(
                 channels,
                 net.base_channels,
@@ -72,7 +72,7 @@ class MADN(nn.Module):
         self.encoder_clean = encoder(net.num_res)  # E_I
         self.encoder_corrupt = encoder(net.num_res)  # E_Ia
         self.encoder_artefact = encoder(max(0, net.num_sides - net.num_down - 1))  # E_a
-        self.decoder_clean = decoder(net.content_skips, net.residual)  # G_I
+        self.decoder_clean = decoder(net.content_skips, config.residual_mask)  # G_I
         self.decoder_corrupt = decoder(net.num_sides)  # G_Ia
         self.gate = Gate(channels, net.base_channels, net.gate_bias) if net.gated else None
         self.discriminator_clean = discriminator()  # D_I
@@ -107,8 +107,9 @@ class MADN(nn.Module):
         residual base are used when the network config enables them."""
         code, features = encoded
         net = self.config.network
+        residual = any(self.config.residual_mask)
         return self.decoder_clean(
-            code, features if net.content_skips else None, image if net.residual else None
+            code, features if net.content_skips else None, image if residual else None
         )
 
     def decode_corrupt(

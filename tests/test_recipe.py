@@ -88,6 +88,29 @@ def test_residual_clean_decoder_starts_as_the_identity() -> None:
     assert not torch.allclose(plain.correct(images), images, atol=1e-2)
 
 
+def test_residual_channels_make_only_the_chosen_channel_start_as_the_identity() -> None:
+    images = torch.rand(2, 2, 32, 32) * 1.8 - 0.9
+    mri_only = {"network.residual": True, "network.residual_channels": ["mri"]}
+    model = MADN(tiny_config("madn", **mri_only)).eval()
+    assert model.config.residual_mask == (False, True)
+    out = model.correct(images)
+    torch.testing.assert_close(out[:, 1], images[:, 1])  # MRI: the identity
+    assert not torch.allclose(out[:, 0], images[:, 0], atol=1e-2)  # CT: ADN's synthesis
+    assert out[:, 0].abs().max() < 1.0  # still through the tanh
+    plain = MADN(tiny_config("madn")).eval()  # the same CT path as the plain decoder
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(out[:, 0], plain.correct(images)[:, 0])
+    trainer = Trainer(tiny_config("madn", **mri_only))
+    corrupted, clean = next(iter(streak_batches(2, 32, batch_size=2, seed=0, channels=(0, 1))))
+    trainer.train_step(corrupted, clean)
+    trained = trainer.model.eval().correct(corrupted)  # one step moves the MRI off the identity
+    assert (trained[:, 1] - corrupted[:, 1]).abs().max() > 1e-4
+    ct_only = MADN(tiny_config("adn-ct", **mri_only))  # no MRI channel: ADN's decoder
+    assert ct_only.config.residual_mask == (False,) and not ct_only.decoder_clean.residual
+    with pytest.raises(ConfigError, match=r"network\.residual_channels"):
+        tiny_config("madn", **{"network.residual": True, "network.residual_channels": ["pet"]})
+
+
 def test_gate_blends_the_correction_with_the_input_and_only_the_gate_learns_from_its_term():
     images = torch.rand(2, 2, 32, 32) * 1.8 - 0.9
     shut = MADN(tiny_config("madn", **{"network.gated": True, "network.gate_bias": -30.0}))

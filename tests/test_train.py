@@ -31,7 +31,8 @@ def test_cli_trains_and_writes_run_folder(dataset_path: Path, tmp_path: Path, ca
             "--similarity",
             "cc",
             "--no-full-cycle",
-            "--residual",
+            "--residual-channels",
+            "mri",
             "--out",
             str(out),
             *TINY,
@@ -57,9 +58,13 @@ def test_cli_trains_and_writes_run_folder(dataset_path: Path, tmp_path: Path, ca
     config = json.loads((out / "config.json").read_text())["model"]
     assert config["loss"]["similarity"] == "cc" and config["image_size"] == 32
     assert config["loss"]["full_cycle"] is False and config["network"]["residual"] is True
+    assert config["network"]["residual_channels"] == ["mri"]  # naming channels implies --residual
     assert (out / "samples.png").stat().st_size > 1000
     assert code == 0 and main(["train", "--data", str(dataset_path), "--out", str(out), *TINY]) == 2
     assert "pass --resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--residual-channels", "pet"])
+    assert "must be ct, mri or ct,mri, got 'pet'" in capsys.readouterr().err
 
 
 def test_resume_is_bit_exact(dataset_path: Path, tmp_path: Path) -> None:

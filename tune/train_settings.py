@@ -22,6 +22,7 @@ CONFIG_KEYS = {
     "base_channels": "network.base_channels",
     "num_res": "network.num_res",
     "residual": "network.residual",
+    "residual_channels": "network.residual_channels",
     "patch": "train.patch",
     "patch_focus": "train.patch_focus",
     "ema_decay": "train.ema_decay",
@@ -106,6 +107,8 @@ def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
     base.setdefault("train", {}).setdefault("epochs", 1)
     config = MADNConfig.from_dict(base)
     overrides = {CONFIG_KEYS[k]: v for k, v in settings.items() if k in CONFIG_KEYS}
+    if settings.get("residual_channels") and settings.get("residual") is None:
+        overrides["network.residual"] = True  # naming the channels asks for the residual path
     if "base_channels" in settings:
         overrides["network.discriminator_channels"] = settings["base_channels"]
     return config.with_overrides(overrides) if overrides else config

@@ -22,7 +22,9 @@ class Decoder(nn.Module):
 
     residual=True: the last 7x7 convolution has no tanh and starts at zero, and `forward` adds its
     output to `base`, the (N, out_channels, H, W) image the code was encoded from: the decoder
-    predicts a correction, and an untrained decoder is the identity.
+    predicts a correction, and an untrained decoder is the identity. residual may also be one
+    bool per output channel: those channels are residual as above, the others keep the tanh
+    (their rows of the last convolution keep the default initialisation).
     """
 
     def __init__(
@@ -35,10 +37,17 @@ class Decoder(nn.Module):
         res_norm: str = "instance",
         up_norm: str = "layer",
         pad_type: str = "reflect",
-        residual: bool = False,
+        residual: bool | Sequence[bool] = False,
     ) -> None:
         super().__init__()
-        self.residual = residual
+        mask = [residual] * out_channels if isinstance(residual, bool) else list(residual)
+        if len(mask) != out_channels:
+            raise ValueError(f"residual: one bool per output channel ({out_channels}), got {mask}")
+        self.residual = any(mask)
+        self.mixed = self.residual and not all(mask)
+        self.register_buffer(
+            "residual_mask", torch.tensor(mask).view(1, -1, 1, 1), persistent=False
+        )
         channels = base_channels * 2**num_up
         layers: list[nn.Module] = [
             ResBlock(channels, res_norm, "lrelu", pad_type) for _ in range(num_res)
@@ -54,11 +63,11 @@ class Decoder(nn.Module):
             in_widths.append(channels)
             channels //= 2
         head = ConvBlock(
-            channels, out_channels, 7, 1, 3, "none", "none" if residual else "tanh", pad_type
+            channels, out_channels, 7, 1, 3, "none", "none" if self.residual else "tanh", pad_type
         )
-        if residual:
-            nn.init.zeros_(head[1].weight)
-            nn.init.zeros_(head[1].bias)
+        with torch.no_grad():
+            head[1].weight[self.residual_mask.view(-1)] = 0.0
+            head[1].bias[self.residual_mask.view(-1)] = 0.0
         layers.append(head)
         in_widths.append(channels)
         if num_sides > len(layers):
@@ -89,4 +98,8 @@ class Decoder(nn.Module):
                 side = sides[index - first_fused]
                 x = self.fusions[index - first_fused](torch.cat([x, side], dim=1))
             x = layer(x)
-        return base + x if self.residual else x
+        if not self.residual:
+            return x
+        if self.mixed:
+            return torch.where(self.residual_mask, base + x, torch.tanh(x))
+        return base + x

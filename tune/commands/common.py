@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Iterable
 from typing import Any
 
+from madn_core.config import CHANNEL_NAMES
+
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
@@ -20,6 +22,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def channel_list(text: str) -> list[str]:
+    """argparse type: comma-separated image channel names (ct, mri), e.g. "mri" or "ct,mri"."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in CHANNEL_NAMES for name in names):
+        raise argparse.ArgumentTypeError(f"must be ct, mri or ct,mri, got {text!r}")
+    return names
 
 
 def settings_from_file_and_flags(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tune.commands.common import positive_int, settings_from_file_and_flags
+from tune.commands.common import channel_list, positive_int, settings_from_file_and_flags
 from tune.tracking import madn_home
 from tune.train_settings import CONFIG_KEYS, RECIPE_STEPS, build_config
 
@@ -76,6 +76,13 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="G_I adds a correction to its input, starting as the identity (default off). For a "
         "two-channel model on a dataset from `madn ingest --ct-prior nmar`: the CT stays "
         "NMAR's and the MRI is corrected (docs/model.md, ablation 17)",
+    )
+    parser.add_argument(
+        "--residual-channels",
+        type=channel_list,
+        help="the channels G_I corrects residually, comma-separated (ct, mri); implies "
+        "--residual. mri: the CT keeps ADN's synthesis and the MRI starts as the identity "
+        "(docs/model.md, ablation 18)",
     )
 
 
