@@ -483,6 +483,14 @@ class MADNConfig:
             return self.spec.full_cycle
         return self.loss.full_cycle
 
+    def architecture(self) -> dict[str, Any]:
+        """What shapes the weights: the variant, `NetworkConfig.architecture` and the residual
+        channels as this variant has them (residual on a channel it lacks changes nothing)."""
+        network = self.network.architecture()
+        network.pop("residual")
+        network.pop("residual_channels")
+        return {"variant": self.variant, "network": network, "residual": self.residual_mask}
+
     def to_dict(self) -> dict[str, Any]:
         """A plain nested dict (JSON/YAML-safe) that `from_dict` turns back into this config."""
         return dataclasses.asdict(self)

@@ -291,11 +291,10 @@ class Trainer:
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore the full training state from `path`, written by `save` for the same variant
-        and architecture (`NetworkConfig.architecture`; the inference-only settings may differ)."""
+        and architecture (`MADNConfig.architecture`; the inference-only settings may differ)."""
         payload = load_checkpoint(path, map_location=self.device)
         saved = config_from_checkpoint(payload, path)
-        same = saved.network.architecture() == self.config.network.architecture()
-        if saved.variant != self.config.variant or not same:
+        if saved.architecture() != self.config.architecture():
             raise CheckpointError(
                 f"{path}: checkpoint is a {saved.variant} model with another architecture than the "
                 f"configured {self.config.variant} model"

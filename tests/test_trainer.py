@@ -111,8 +111,8 @@ def test_resume_is_bit_exact(tmp_path: Path) -> None:
 
 
 def test_resume_accepts_changed_inference_settings_only(tmp_path: Path) -> None:
-    """A run resumed with another shrink or band (read by MADN.correct only) loads; one with
-    another width does not."""
+    """A run resumed with another shrink or band (read by MADN.correct only), or with a residual
+    channel the variant lacks, loads; one with another width or decoder does not."""
     path = Trainer(tiny_config("adn-ct")).save(tmp_path / "last.ckpt")
     inference = {"network.correction_shrink": 0.15, "network.shrink_rule": "garrote"}
     resumed = Trainer(tiny_config("adn-ct", **inference, **{"network.correction_band_mm": 30.0}))
@@ -121,6 +121,10 @@ def test_resume_accepts_changed_inference_settings_only(tmp_path: Path) -> None:
     wider = Trainer(tiny_config("adn-ct", **{"network.base_channels": 16}))
     with pytest.raises(CheckpointError, match="another architecture"):
         wider.load(path)
+    mri_residual = {"network.residual": True, "network.residual_channels": ["mri"]}
+    Trainer(tiny_config("adn-ct", **mri_residual)).load(path)  # no MRI channel: the same G_I
+    with pytest.raises(CheckpointError, match="another architecture"):
+        Trainer(tiny_config("adn-ct", **{"network.residual": True})).load(path)
 
 
 def test_non_finite_loss_is_a_clear_error_before_any_update() -> None:
