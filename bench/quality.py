@@ -15,9 +15,11 @@ Seeded, end to end on the synthetic benchmark:
 Environment (the defaults took 33.9 minutes on 2 idle CPU cores on 2026-12-05; docs/model.md):
 OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator steps per
 variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator), PATCH,
-PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL, RESIDUAL_CHANNELS (with RESIDUAL=1,
-the channels G_I corrects residually, e.g. mri; unset, all), SKIPS, NORM, EMA, VAL_EVERY (validate,
-and so consider for best.ckpt, every N-th epoch; 2 by default), BAND_MM, MRI_BAND_MM, SHRINK
+PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL (1 by default) and RESIDUAL_CHANNELS
+(the channels G_I corrects residually: mri by default, so the CT keeps ADN's synthesis; ct,mri
+for both; ablation 18), SKIPS, NORM, EMA, VAL_EVERY (validate, and so consider for best.ckpt,
+every N-th epoch; 2 by default), BAND_MM, MRI_BAND_MM (30 mm for a residual MRI, 10 mm
+otherwise, by default), SHRINK
 (`network.correction_shrink`, 0.1 by default), MRI_SHRINK (`network.mri_shrink`, the MRI
 channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), SHRINK_RULE
 (`network.shrink_rule`: soft, garrote or hard; soft by default), METAL_FILL, GATED,
@@ -63,6 +65,7 @@ from pipelines.evaluation.evaluate import NO_MAR, EvaluationConfig, evaluate  # 
 from pipelines.io.atomic import write_text_atomic  # noqa: E402
 from pipelines.training.train import train_model  # noqa: E402
 from pipelines.training.validation import correct_batches  # noqa: E402
+from tune.train_settings import RESIDUAL_MRI_BAND_MM, SYNTHESISED_MRI_BAND_MM  # noqa: E402
 
 VARIANTS = ("adn-ct", "adn-mr", "multichannel", "madn")
 WHOLE = " (whole image)"  # label suffix of a network evaluated without its implant band
@@ -89,6 +92,16 @@ def env(name: str, default: Any) -> Any:
 
 
 def settings() -> dict[str, Any]:
+    """The run's settings from the environment (defaults: the recipe of docs/model.md)."""
+    s = raw_settings()
+    if s["mri_band_mm"] < 0:
+        chosen = residual_channels(s["residual_channels"]) or ["mri"]
+        residual_mri = s["residual"] and "mri" in chosen
+        s["mri_band_mm"] = RESIDUAL_MRI_BAND_MM if residual_mri else SYNTHESISED_MRI_BAND_MM
+    return s
+
+
+def raw_settings() -> dict[str, Any]:
     return {
         "out": env("OUT", "runs/quality"),
         "subjects": env("SUBJECTS", 28),
@@ -104,14 +117,14 @@ def settings() -> dict[str, Any]:
         "patch_focus": env("PATCH_FOCUS", 0.5),
         "batch": env("BATCH", 4),
         "lr": env("LR", 2e-4),
-        "residual": env("RESIDUAL", False),
-        "residual_channels": env("RESIDUAL_CHANNELS", ""),
+        "residual": env("RESIDUAL", True),
+        "residual_channels": env("RESIDUAL_CHANNELS", "mri"),
         "skips": env("SKIPS", 0),
         "norm": env("NORM", "none"),
         "ema": env("EMA", 0.999),
         "val_every": env("VAL_EVERY", 2),
         "band_mm": env("BAND_MM", 30.0),
-        "mri_band_mm": env("MRI_BAND_MM", 10.0),
+        "mri_band_mm": env("MRI_BAND_MM", -1.0),  # < 0: the recipe's, by the MRI decoder
         "shrink": env("SHRINK", 0.1),
         "mri_shrink": env("MRI_SHRINK", 0.0),
         "shrink_rule": env("SHRINK_RULE", "soft"),

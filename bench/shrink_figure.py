@@ -5,6 +5,10 @@ instead (its [-1, 1] model range), for the models that correct it.
 
     python bench/shrink_figure.py RUN DATA OUT.png [--shrinks 0.1,0.0333,0]
         [--variants adn-ct,multichannel,madn] [--rows 3] [--half 48] [--modality ct|mri]
+        [--base RUN2 --base-label LABEL]
+
+RUN2: another quality run on the same data; its models come first, labelled, e.g. the recipe
+before a change (docs/model.md, ablation 18).
 
 RUN: a quality run folder (RUN/runs/<variant>/best.ckpt); DATA: its ingested dataset.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import product
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +70,8 @@ def main() -> int:
     parser.add_argument("--modality", choices=("ct", "mri"), default="ct")
     parser.add_argument("--rows", type=int, default=3)
     parser.add_argument("--half", type=int, default=48)
+    parser.add_argument("--base", help="another quality run: its same variants first, labelled")
+    parser.add_argument("--base-label", default="base", help="the label of --base's columns")
     args = parser.parse_args()
     dataset = SliceDataset(args.data)
     positions = dataset.select(split="test", has_metal=True)
@@ -75,6 +82,7 @@ def main() -> int:
     window = (float(data["ct_min"][0]), float(data["ct_max"][0]))
     mri = args.modality == "mri"
     default = "adn-mr,multichannel,madn" if mri else "adn-ct,multichannel,madn"
+    args.variants = args.variants or default
 
     def hu(images: np.ndarray) -> list[np.ndarray]:
         """CT in HU (MRI in its model range), cropped around each picked slice's metal."""
@@ -83,8 +91,9 @@ def main() -> int:
         return [crop(shown(image), metal[i], args.half) for image, i in pairs]
 
     columns = {"input (No MAR)": hu(data[args.modality][pick])}
-    for variant in (args.variants or default).split(","):
-        model = load_model(Path(args.run) / "runs" / variant / "best.ckpt").eval()
+    runs = [(args.base, f", {args.base_label}")] if args.base else []
+    for (run, label), variant in product([*runs, (args.run, "")], args.variants.split(",")):
+        model = load_model(Path(run) / "runs" / variant / "best.ckpt").eval()
         channels = channels_for_variant(variant)
         given = {"ct": model_ct(dataset, model.config.data.ct_prior, data), "mri": data["mri"]}
         images = np.stack([given[c][pick] for c in channels], axis=1)
@@ -92,7 +101,7 @@ def main() -> int:
             corrector = with_inference(model, {"network.correction_shrink": shrink})
             output = correct_batches(corrector, images, metal=metal[pick])
             output = output[:, channels.index(args.modality)]
-            columns[f"{variant}, shrink {shrink:g}"] = hu(output)
+            columns[f"{variant}{label}, shrink {shrink:g}"] = hu(output)
     columns["ground truth"] = hu(data[f"{args.modality}_clean"][pick])
     save_closeup(columns, args.out, metal[pick], mri, args.half)
     print(args.out)

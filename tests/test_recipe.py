@@ -16,6 +16,7 @@ from madn_core.checkpoint import load_checkpoint, load_model
 from madn_core.config import ConfigError
 from madn_core.model import MADN
 from madn_core.trainer import Trainer
+from tune.train_settings import build_config
 
 
 def test_ema_follows_the_documented_update_and_is_what_load_model_returns(
@@ -165,3 +166,24 @@ def test_gate_crowns_only_models_better_than_no_mar_and_the_champion(
 
     decision, why = gate(gain, score, champion, "max")
     assert decision is crowned and reason in why
+
+
+@pytest.mark.parametrize(
+    ("settings", "size", "residual_mri", "band"),
+    [
+        ({"variant": "madn"}, 256, True, 30.0),  # the recipe: a residual MRI, 30 mm band
+        ({"variant": "adn-mr"}, 256, True, 30.0),
+        ({"variant": "madn", "residual": False}, 256, False, 10.0),  # ADN's MRI: 10 mm
+        ({"variant": "madn"}, 64, False, 10.0),  # no patch, no void term: no residual MRI
+        ({"variant": "madn", "model": {"network": {"mri_band_mm": 20.0}}}, 256, True, 20.0),
+    ],
+)
+def test_quality_recipe_gives_the_mri_decoder_its_measured_band(
+    settings: dict, size: int, residual_mri: bool, band: float
+) -> None:
+    config = build_config({"recipe": "quality", **settings}, size)
+    assert config.residual_mask[config.channels.index("mri")] is residual_mri
+    assert config.network.mri_band_mm == band
+    assert (config.loss.lambda_void > 0) is (size > 64)
+    ct = build_config({"recipe": "quality", "variant": "adn-ct"}, 256)
+    assert ct.residual_mask == (False,)  # the CT keeps ADN's synthesis

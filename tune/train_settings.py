@@ -30,6 +30,12 @@ CONFIG_KEYS = {
 }
 
 
+# the MRI band of the quality recipe (mm), chosen on the validation split for each MRI decoder:
+# ADN's tanh synthesis blurs what it redraws, so only 10 mm around the metal (ablation 8); a
+# residual decoder's change is the void it lightens, best kept to 30 mm (ablation 18)
+SYNTHESISED_MRI_BAND_MM = 10.0
+RESIDUAL_MRI_BAND_MM = 30.0
+
 # named starting points under `model:` and the flags (docs/model.md has the measurements):
 # "quality": the recipe `make quality` measured (ADN without generator norms, 64 px patches,
 # EMA, metal fill, the identity loss (lambda_idt 10), a 30 mm implant band (10 mm for MRI), the
@@ -39,7 +45,10 @@ CONFIG_KEYS = {
 # patches centred on the implant (patch_focus 0.5, ablation 8), and for the variants with an MRI
 # channel the void-inpainting term (lambda_void 5, discs of up to 12 px; ablation 9), which is
 # dropped with the patch on slices no larger than it (the demo's 64 px slices of 6 mm pixels,
-# where a 12 px disc would be 72 mm and where it was not measured));
+# where a 12 px disc would be 72 mm and where it was not measured)), and a residual MRI decoder
+# (G_I adds a change to the MRI, starting as the identity) with a 30 mm MRI band (ablation 18),
+# which goes with the void term: without it a residual MRI stays the identity (ablation 2), so
+# the MRI keeps ADN's synthesis and its 10 mm band there, as with --no-residual);
 # "paper": ADN/MADN as
 # published (madn_core's defaults: lr 1e-5, width 64, norms, whole image).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -52,7 +61,9 @@ RECIPES: dict[str, dict[str, Any]] = {
             "decoder_norm": "none",
             "up_norm": "none",
             "correction_band_mm": 30.0,
-            "mri_band_mm": 10.0,
+            "mri_band_mm": RESIDUAL_MRI_BAND_MM,
+            "residual": True,
+            "residual_channels": ["mri"],
             "metal_fill": True,
             "correction_shrink": 0.1,
             "mri_shrink": 0.0,
@@ -82,6 +93,10 @@ def recipe_model(name: str, image_size: int) -> dict[str, Any]:
         train["patch"] = 0
         model.get("loss", {}).pop("lambda_void", None)
         model.get("loss", {}).pop("void_radius_px", None)
+        if "residual_channels" in model.get("network", {}):  # it learns through the void term
+            for key in ("residual", "residual_channels", "mri_band_mm"):
+                model["network"].pop(key)
+            model["network"]["mri_band_mm"] = SYNTHESISED_MRI_BAND_MM
     return model
 
 
@@ -111,4 +126,14 @@ def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
         overrides["network.residual"] = True  # naming the channels asks for the residual path
     if "base_channels" in settings:
         overrides["network.discriminator_channels"] = settings["base_channels"]
-    return config.with_overrides(overrides) if overrides else config
+    config = config.with_overrides(overrides) if overrides else config
+    if settings.get("recipe", "paper") == "quality" and "mri" in config.channels:
+        chosen = (settings.get("model") or {}).get("network", {}).get("mri_band_mm")
+        config = config.with_overrides({"network.mri_band_mm": chosen or mri_band(config)})
+    return config
+
+
+def mri_band(config: MADNConfig) -> float:
+    """The quality recipe's MRI band (mm) for `config`'s MRI decoder: residual or ADN's."""
+    residual = config.residual_mask[config.channels.index("mri")]
+    return RESIDUAL_MRI_BAND_MM if residual else SYNTHESISED_MRI_BAND_MM
