@@ -176,6 +176,7 @@ def test_gate_crowns_only_models_better_than_no_mar_and_the_champion(
         ({"variant": "madn", "residual": False}, 256, False, 10.0),  # ADN's MRI: 10 mm
         ({"variant": "madn"}, 64, False, 10.0),  # no patch, no void term: no residual MRI
         ({"variant": "madn", "model": {"network": {"mri_band_mm": 20.0}}}, 256, True, 20.0),
+        ({"variant": "madn", "residual": True}, 256, True, 30.0),  # --residual: both channels
     ],
 )
 def test_quality_recipe_gives_the_mri_decoder_its_measured_band(
@@ -185,5 +186,7 @@ def test_quality_recipe_gives_the_mri_decoder_its_measured_band(
     assert config.residual_mask[config.channels.index("mri")] is residual_mri
     assert config.network.mri_band_mm == band
     assert (config.loss.lambda_void > 0) is (size > 64)
+    if "ct" in config.channels:  # the CT's decoder is residual only with --residual alone
+        assert config.residual_mask[0] is (settings.get("residual") is True)
     ct = build_config({"recipe": "quality", "variant": "adn-ct"}, 256)
     assert ct.residual_mask == (False,)  # the CT keeps ADN's synthesis

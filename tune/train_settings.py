@@ -124,6 +124,8 @@ def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
     overrides = {CONFIG_KEYS[k]: v for k, v in settings.items() if k in CONFIG_KEYS}
     if settings.get("residual_channels") and settings.get("residual") is None:
         overrides["network.residual"] = True  # naming the channels asks for the residual path
+    elif settings.get("residual") and not settings.get("residual_channels"):
+        overrides["network.residual_channels"] = None  # --residual alone: every channel
     if "base_channels" in settings:
         overrides["network.discriminator_channels"] = settings["base_channels"]
     config = config.with_overrides(overrides) if overrides else config

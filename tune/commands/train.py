@@ -73,9 +73,11 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--residual",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="G_I adds a correction to its input, starting as the identity (default off). For a "
-        "two-channel model on a dataset from `madn ingest --ct-prior nmar`: the CT stays "
-        "NMAR's and the MRI is corrected (docs/model.md, ablation 17)",
+        help="G_I adds a correction to every channel of its input, starting as the identity "
+        "(quality recipe: the MRI only, see --residual-channels; paper: off; --no-residual: "
+        "ADN's synthesis on every channel). For a two-channel model on a dataset from `madn "
+        "ingest --ct-prior nmar`: the CT stays NMAR's and the MRI is corrected (docs/model.md, "
+        "ablation 17)",
     )
     parser.add_argument(
         "--residual-channels",
