@@ -50,7 +50,7 @@ evaluation: $(STAMP)
 	MADN=$(VENV)/bin/madn bash bench/evaluation.sh
 
 # the quality benchmark (docs/quality.md): trains the four variants with one recipe and tests
-# them against No MAR, LI and NMAR (37 minutes on 2 idle CPU cores, 2026-12-04; STEPS, WIDTH, SIZE, ... scale it)
+# them against No MAR, LI and NMAR (44 minutes on 2 CPU cores, 2026-12-07, partly shared; STEPS, WIDTH, SIZE, ... scale it)
 quality: $(STAMP)
 	$(PY) bench/quality.py
 
