@@ -66,7 +66,7 @@ from pipelines.evaluation.evaluate import NO_MAR, EvaluationConfig, evaluate  # 
 from pipelines.io.atomic import write_text_atomic  # noqa: E402
 from pipelines.training.train import train_model  # noqa: E402
 from pipelines.training.validation import correct_batches  # noqa: E402
-from tune.train_settings import RESIDUAL_MRI_BAND_MM, SYNTHESISED_MRI_BAND_MM  # noqa: E402
+from tune.train_settings import mri_band  # noqa: E402
 
 VARIANTS = ("adn-ct", "adn-mr", "multichannel", "madn")
 WHOLE = " (whole image)"  # label suffix of a network evaluated without its implant band
@@ -98,7 +98,7 @@ def settings() -> dict[str, Any]:
     if s["mri_band_mm"] < 0:
         chosen = residual_channels(s["residual_channels"]) or ["mri"]
         residual_mri = s["residual"] and "mri" in chosen
-        s["mri_band_mm"] = RESIDUAL_MRI_BAND_MM if residual_mri else SYNTHESISED_MRI_BAND_MM
+        s["mri_band_mm"] = mri_band(residual_mri)
     return s
 
 

@@ -94,9 +94,8 @@ def recipe_model(name: str, image_size: int) -> dict[str, Any]:
         model.get("loss", {}).pop("lambda_void", None)
         model.get("loss", {}).pop("void_radius_px", None)
         if "residual_channels" in model.get("network", {}):  # it learns through the void term
-            for key in ("residual", "residual_channels", "mri_band_mm"):
-                model["network"].pop(key)
-            model["network"]["mri_band_mm"] = SYNTHESISED_MRI_BAND_MM
+            model["network"].pop("residual")  # (build_config then picks ADN's MRI band)
+            model["network"].pop("residual_channels")
     return model
 
 
@@ -131,11 +130,11 @@ def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
     config = config.with_overrides(overrides) if overrides else config
     if settings.get("recipe", "paper") == "quality" and "mri" in config.channels:
         chosen = (settings.get("model") or {}).get("network", {}).get("mri_band_mm")
-        config = config.with_overrides({"network.mri_band_mm": chosen or mri_band(config)})
+        residual_mri = config.residual_mask[config.channels.index("mri")]
+        config = config.with_overrides({"network.mri_band_mm": chosen or mri_band(residual_mri)})
     return config
 
 
-def mri_band(config: MADNConfig) -> float:
-    """The quality recipe's MRI band (mm) for `config`'s MRI decoder: residual or ADN's."""
-    residual = config.residual_mask[config.channels.index("mri")]
-    return RESIDUAL_MRI_BAND_MM if residual else SYNTHESISED_MRI_BAND_MM
+def mri_band(residual_mri: bool) -> float:
+    """The quality recipe's MRI band (mm) for a residual MRI decoder or ADN's synthesis."""
+    return RESIDUAL_MRI_BAND_MM if residual_mri else SYNTHESISED_MRI_BAND_MM
