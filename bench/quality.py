@@ -26,6 +26,7 @@ channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), SH
 (`network.shrink_rule`: soft, garrote or hard; soft by default), METAL_FILL, GATED,
 LAMBDA_IDT, LAMBDA_ADV and LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and
 VOID_RADIUS_PX (the MRI void-inpainting term, `madn_core.voids`; 5 and 12 px by default),
+VOID_SHAPE (its voids: disc or soft; disc by default),
 LAMBDA_SIM (madn's similarity weight, 0.1 by default), SIMILARITY (madn's similarity measure:
 lncc, cc or nmi; lncc by default), FULL_CYCLE (`loss.full_cycle`: 1 or 0 to force the
 self-synthesis term on or off; unset, each variant's default: on for madn only), SEED (the
@@ -136,6 +137,7 @@ def raw_settings() -> dict[str, Any]:
         "lambda_art": env("LAMBDA_ART", 20.0),
         "lambda_void": env("LAMBDA_VOID", 5.0),
         "void_radius_px": env("VOID_RADIUS_PX", 12.0),
+        "void_shape": env("VOID_SHAPE", "disc"),
         "lambda_sim": env("LAMBDA_SIM", 0.1),
         "similarity": env("SIMILARITY", "lncc"),
         "full_cycle": env("FULL_CYCLE", ""),
@@ -242,6 +244,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "lambda_art": s["lambda_art"],
                 "lambda_void": s["lambda_void"],
                 "void_radius_px": s["void_radius_px"],
+                "void_shape": s["void_shape"],
                 "full_cycle": full_cycle_override(s["full_cycle"]),
             },
             "optim": {"lr": s["lr"]},

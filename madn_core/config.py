@@ -47,6 +47,7 @@ NORMS = ("instance", "layer", "none")
 PADDINGS = ("reflect", "replicate", "zero")
 GAN_MODES = ("lsgan", "vanilla")
 SIMILARITY_NAMES = ("lncc", "cc", "nmi")
+VOID_SHAPES = ("disc", "soft")  # the void term's shapes (madn_core.voids)
 DEVICES = ("auto", "cpu", "cuda")
 SHRINK_RULES = ("soft", "garrote", "hard")
 CT_PRIORS = ("none", "li", "nmar")  # DataConfig.ct_prior
@@ -270,6 +271,8 @@ class LossConfig:
         inside the void, v(y) the clean batch with its MRI blanked inside one random disc per
         image (`madn_core.voids`); variants with an MRI channel only; 0 (off) in ADN.
     void_radius_px: the largest radius of those discs, in pixels (the smallest is a quarter).
+    void_shape: "disc" (the MRI set to -1 inside a hard-edged disc) or "soft" (the signal fading
+        to a Rayleigh noise floor towards a core, as real voids do; `madn_core.voids`).
     sigma: standard deviation of the LNCC Gaussian window, in pixels.
     nmi_bins: number of Parzen histogram bins for NMI.
     """
@@ -287,6 +290,7 @@ class LossConfig:
     lambda_sim: float = 1.0
     lambda_void: float = 0.0
     void_radius_px: float = 12.0
+    void_shape: str = "disc"
     sigma: float = 5.0
     nmi_bins: int = 32
 
@@ -303,6 +307,7 @@ class LossConfig:
         _choice("loss.similarity", self.similarity, SIMILARITY_NAMES)
         _finite_float("loss.sigma", self.sigma, strict=True)
         _finite_float("loss.void_radius_px", self.void_radius_px, strict=True)
+        _choice("loss.void_shape", self.void_shape, VOID_SHAPES)
         _positive_int("loss.nmi_bins", self.nmi_bins, minimum=4)
 
 

@@ -24,7 +24,7 @@ from madn_core.correction import correct_images
 from madn_core.losses import gan_discriminator_loss, gan_generator_loss, l1
 from madn_core.networks import Decoder, Encoder, Gate, PatchDiscriminator
 from madn_core.similarity import get_similarity, similarity_loss
-from madn_core.voids import blank_channel, masked_l1, random_discs
+from madn_core.voids import masked_l1, random_voids
 
 Outputs = dict[str, torch.Tensor]
 Encoded = tuple[torch.Tensor, list[torch.Tensor]]  # an encoder's (code, features deepest first)
@@ -163,11 +163,12 @@ class MADN(nn.Module):
         return self.config.loss.lambda_void > 0 and "mri" in self.config.channels
 
     def void_paths(self, clean: torch.Tensor) -> Outputs:
-        """{"void_mask": (N, 1, H, W) bool discs, "clean_void": G_I(E_Ia(v(y))) (N, C, H, W)}
-        for a clean batch y, v blanking the MRI channel inside the discs (`madn_core.voids`)."""
-        n, _, height, width = clean.shape
-        masks = random_discs(n, height, width, self.config.loss.void_radius_px, clean.device)
-        voided = blank_channel(clean, self.config.channels.index("mri"), masks)
+        """{"void_mask": (N, 1, H, W) bool voids, "clean_void": G_I(E_Ia(v(y))) (N, C, H, W)}
+        for a clean batch y, v voiding the MRI channel in one random disc per image, hard-edged
+        or soft (`loss.void_shape`, `madn_core.voids`)."""
+        loss = self.config.loss
+        mri = self.config.channels.index("mri")
+        voided, masks = random_voids(clean, mri, loss.void_radius_px, loss.void_shape)
         restored = self.decode_clean(self.encoder_corrupt(voided), voided)
         return {"void_mask": masks, "clean_void": restored}
 

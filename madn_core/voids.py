@@ -9,15 +9,27 @@ blanked (set to -1, the no-signal end of the [-1, 1] range) inside one random di
 and G_I(E_Ia(.)) must give y back there. Everything it knows inside the disc comes from the CT
 channel at the same place and from the MRI around it: an inpainting task, like the masked
 inputs of self-supervised image models.
+
+Two void shapes (`loss.void_shape`):
+- "disc": the MRI is set to exactly NO_SIGNAL inside a hard-edged disc (ablation 9).
+- "soft": the signal fades smoothly from the disc's rim to a core of a third to two thirds of
+  its radius, where only a Rayleigh noise floor is left (the magnitude of complex Gaussian
+  noise of std FLOOR_STD, in [-1, 1] units). A real void is soft-edged and noisy: the
+  magnitude image of a coil never reaches zero, and the signal loss grows with the field
+  offset towards the metal (docs/synthesis.md). A network trained on exact -1 discs can learn
+  that exact value as its cue for "void" and stop filling the noisy voids it meets
+  (docs/model.md, ablation 19).
 """
 
 from __future__ import annotations
 
 import torch
 
+from madn_core.config import VOID_SHAPES
 from madn_core.correction import fill_channel
 
 NO_SIGNAL = -1.0  # the MRI value of a signal void in the [-1, 1] range
+FLOOR_STD = 0.03  # noise std of the soft void's floor, [-1, 1] units (about 1.5 % of the range)
 
 
 def random_discs(
@@ -38,6 +50,59 @@ def random_discs(
     cols = torch.arange(width, device=device, dtype=torch.float32)[None, None, :]
     distance2 = (rows - centre_y[:, None, None]) ** 2 + (cols - centre_x[:, None, None]) ** 2
     return (distance2 <= radius[:, None, None] ** 2)[:, None]
+
+
+def random_soft_voids(
+    count: int, height: int, width: int, max_radius_px: float, device: torch.device | str
+) -> torch.Tensor:
+    """(count, 1, height, width) float32 signal fraction in [0, 1]: 1 outside one disc per
+    image, 0 in its core, a smoothstep between them.
+
+    Centres and radii are drawn as in `random_discs`; the core radius is a uniform fraction in
+    [1/3, 2/3] of the disc's. Uses the global torch generator."""
+    if max_radius_px <= 0:
+        raise ValueError(f"max_radius_px must be > 0, got {max_radius_px}")
+    uniform = torch.rand(count, 4, device=device)
+    centre_y = (0.25 + 0.5 * uniform[:, 0]) * (height - 1)
+    centre_x = (0.25 + 0.5 * uniform[:, 1]) * (width - 1)
+    radius = max_radius_px * (0.25 + 0.75 * uniform[:, 2])
+    core = radius * (1.0 + uniform[:, 3]) / 3.0
+    rows = torch.arange(height, device=device, dtype=torch.float32)[None, :, None]
+    cols = torch.arange(width, device=device, dtype=torch.float32)[None, None, :]
+    distance = ((rows - centre_y[:, None, None]) ** 2 + (cols - centre_x[:, None, None]) ** 2).sqrt()
+    ramp = (distance - core[:, None, None]) / (radius - core)[:, None, None]
+    ramp = ramp.clamp(0.0, 1.0)
+    return (ramp * ramp * (3.0 - 2.0 * ramp))[:, None]
+
+
+def fade_channel(images: torch.Tensor, channel: int, signal: torch.Tensor) -> torch.Tensor:
+    """A copy of (N, C, H, W) `images` in [-1, 1] whose `channel` keeps the fraction `signal`
+    ((N, 1, H, W) in [0, 1]) of its signal above NO_SIGNAL, the rest replaced by a Rayleigh
+    noise floor of scale FLOOR_STD: x' = -1 + s (x + 1) + (1 - s) |n|, n complex Gaussian.
+    The other channels are unchanged. Uses the global torch generator."""
+    target = images[:, channel : channel + 1].float()
+    noise = torch.randn(*target.shape, 2, device=target.device) * FLOOR_STD
+    floor = noise.pow(2).sum(-1).sqrt()
+    faded = NO_SIGNAL + signal * (target - NO_SIGNAL) + (1.0 - signal) * floor
+    out = images.clone()
+    out[:, channel : channel + 1] = faded.clamp(-1.0, 1.0).to(images.dtype)
+    return out
+
+
+def random_voids(
+    images: torch.Tensor, channel: int, max_radius_px: float, shape: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(voided, mask) for (N, C, H, W) `images`: `channel` given one random void of `shape`
+    ("disc" or "soft", VOID_SHAPES) per image; mask (N, 1, H, W) bool is where the signal was
+    changed, the pixels the void term scores."""
+    n, _, height, width = images.shape
+    if shape == "disc":
+        masks = random_discs(n, height, width, max_radius_px, images.device)
+        return blank_channel(images, channel, masks), masks
+    if shape == "soft":
+        signal = random_soft_voids(n, height, width, max_radius_px, images.device)
+        return fade_channel(images, channel, signal), signal < 1.0
+    raise ValueError(f"void shape must be one of {VOID_SHAPES}, got {shape!r}")
 
 
 def blank_channel(images: torch.Tensor, channel: int, masks: torch.Tensor) -> torch.Tensor:
