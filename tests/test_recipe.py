@@ -176,6 +176,7 @@ def test_gate_crowns_only_models_better_than_no_mar_and_the_champion(
         ({"variant": "madn", "residual": False}, 256, False, 10.0),  # ADN's MRI: 10 mm
         ({"variant": "madn"}, 64, False, 10.0),  # no patch, no void term: no residual MRI
         ({"variant": "madn", "model": {"network": {"mri_band_mm": 20.0}}}, 256, True, 20.0),
+        ({"variant": "madn", "model": {"network": {"mri_band_mm": 0.0}}}, 256, True, 0.0),  # CT's
         ({"variant": "madn", "residual": True}, 256, True, 30.0),  # --residual: both channels
     ],
 )

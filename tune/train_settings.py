@@ -131,7 +131,8 @@ def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
     if settings.get("recipe", "paper") == "quality" and "mri" in config.channels:
         chosen = (settings.get("model") or {}).get("network", {}).get("mri_band_mm")
         residual_mri = config.residual_mask[config.channels.index("mri")]
-        config = config.with_overrides({"network.mri_band_mm": chosen or mri_band(residual_mri)})
+        band = mri_band(residual_mri) if chosen is None else chosen  # 0 is a choice: the CT's
+        config = config.with_overrides({"network.mri_band_mm": band})
     return config
 
 
