@@ -69,7 +69,8 @@ def random_soft_voids(
     core = radius * (1.0 + uniform[:, 3]) / 3.0
     rows = torch.arange(height, device=device, dtype=torch.float32)[None, :, None]
     cols = torch.arange(width, device=device, dtype=torch.float32)[None, None, :]
-    distance = ((rows - centre_y[:, None, None]) ** 2 + (cols - centre_x[:, None, None]) ** 2).sqrt()
+    dy, dx = rows - centre_y[:, None, None], cols - centre_x[:, None, None]
+    distance = (dy**2 + dx**2).sqrt()
     ramp = (distance - core[:, None, None]) / (radius - core)[:, None, None]
     ramp = ramp.clamp(0.0, 1.0)
     return (ramp * ramp * (3.0 - 2.0 * ramp))[:, None]

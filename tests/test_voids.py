@@ -9,7 +9,15 @@ from streaks import streak_batches
 
 from madn_core.config import ConfigError, MADNConfig
 from madn_core.trainer import Trainer
-from madn_core.voids import NO_SIGNAL, blank_channel, masked_l1, random_discs
+from madn_core.voids import (
+    FLOOR_STD,
+    NO_SIGNAL,
+    blank_channel,
+    masked_l1,
+    random_discs,
+    random_soft_voids,
+    random_voids,
+)
 
 
 def test_discs_are_one_round_blob_each_within_the_radius_bounds() -> None:
@@ -44,6 +52,39 @@ def test_blank_channel_touches_only_that_channel_inside_the_mask() -> None:
     assert torch.equal(voided[:, 1:][~masks], images[:, 1:][~masks])
     assert float(masked_l1(images[:, 1:], voided[:, 1:], masks)) > 0.5
     assert float(masked_l1(images[:, 1:], voided[:, 1:], ~masks)) == 0.0
+
+
+def test_soft_voids_fade_from_the_rim_to_a_noisy_core() -> None:
+    """A soft void keeps the signal outside its disc, has a fully dark core and a smooth rim in
+    between, and leaves a noise floor a few FLOOR_STD above NO_SIGNAL, never the exact -1 a
+    network could learn as its cue."""
+    torch.manual_seed(0)
+    signal = random_soft_voids(32, 48, 48, 10.0, "cpu")
+    assert signal.shape == (32, 1, 48, 48) and float(signal.min()) == 0.0
+    assert float(signal.max()) == 1.0
+    dark = (signal == 0).sum(dim=(1, 2, 3))
+    partial = ((signal > 0) & (signal < 1)).sum(dim=(1, 2, 3))
+    assert bool((dark > 0).all()) and bool((partial >= dark).all())  # a core, and a wider rim
+    images = torch.full((32, 2, 48, 48), 0.5)
+    torch.manual_seed(1)
+    voided, mask = random_voids(images, 1, 10.0, "soft")
+    assert torch.equal(voided[:, 0], images[:, 0])
+    assert torch.equal(voided[:, 1:][~mask], images[:, 1:][~mask])
+    core = voided[:, 1:][(random_voids_signal(1) == 0)]
+    assert bool((core > NO_SIGNAL).all()) and float(core.std()) > 0.2 * FLOOR_STD
+    assert abs(float(core.mean()) - NO_SIGNAL - 1.2533 * FLOOR_STD) < 0.3 * FLOOR_STD
+    torch.manual_seed(1)
+    again, _ = random_voids(images, 1, 10.0, "soft")
+    assert torch.equal(voided, again)
+    with pytest.raises(ValueError, match="void shape must be one of"):
+        random_voids(images, 1, 10.0, "square")
+
+
+def random_voids_signal(seed: int) -> torch.Tensor:
+    """The signal fraction `random_voids(.., "soft")` drew after torch.manual_seed(seed), for
+    32 images of 48 x 48 px and 10 px voids."""
+    torch.manual_seed(seed)
+    return random_soft_voids(32, 48, 48, 10.0, "cpu")
 
 
 @pytest.mark.parametrize(
@@ -93,3 +134,5 @@ def test_void_settings_are_checked_with_a_one_line_error() -> None:
         MADNConfig.from_dict({"variant": "madn", "loss": {"void_radius_px": 0}})
     with pytest.raises(ConfigError, match=r"loss\.lambda_void"):
         MADNConfig.from_dict({"variant": "madn", "loss": {"lambda_void": -1}})
+    with pytest.raises(ConfigError, match=r"loss\.void_shape"):
+        MADNConfig.from_dict({"variant": "madn", "loss": {"void_shape": "square"}})
