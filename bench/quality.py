@@ -26,7 +26,8 @@ channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), SH
 (`network.shrink_rule`: soft, garrote or hard; soft by default), METAL_FILL, GATED,
 LAMBDA_IDT, LAMBDA_ADV and LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and
 VOID_RADIUS_PX (the MRI void-inpainting term, `madn_core.voids`; 5 and 12 px by default),
-VOID_SHAPE (its voids: disc or soft; disc by default),
+VOID_SHAPE (its voids: disc or soft; disc by default), ART_CHANNELS (the channels the
+artefact-consistency term compares, e.g. ct; all by default),
 LAMBDA_SIM (madn's similarity weight, 0.1 by default), SIMILARITY (madn's similarity measure:
 lncc, cc or nmi; lncc by default), FULL_CYCLE (`loss.full_cycle`: 1 or 0 to force the
 self-synthesis term on or off; unset, each variant's default: on for madn only), SEED (the
@@ -97,7 +98,7 @@ def settings() -> dict[str, Any]:
     """The run's settings from the environment (defaults: the recipe of docs/model.md)."""
     s = raw_settings()
     if s["mri_band_mm"] < 0:
-        chosen = residual_channels(s["residual_channels"]) or ["mri"]
+        chosen = channel_list(s["residual_channels"]) or ["mri"]
         residual_mri = s["residual"] and "mri" in chosen
         s["mri_band_mm"] = mri_band(residual_mri)
     return s
@@ -138,6 +139,7 @@ def raw_settings() -> dict[str, Any]:
         "lambda_void": env("LAMBDA_VOID", 5.0),
         "void_radius_px": env("VOID_RADIUS_PX", 12.0),
         "void_shape": env("VOID_SHAPE", "disc"),
+        "art_channels": env("ART_CHANNELS", ""),
         "lambda_sim": env("LAMBDA_SIM", 0.1),
         "similarity": env("SIMILARITY", "lncc"),
         "full_cycle": env("FULL_CYCLE", ""),
@@ -203,8 +205,9 @@ def full_cycle_override(raw: str) -> bool | None:
     return raw.lower() in ("1", "true", "yes")
 
 
-def residual_channels(raw: str) -> list[str] | None:
-    """RESIDUAL_CHANNELS as `network.residual_channels`: None (every channel) when unset."""
+def channel_list(raw: str) -> list[str] | None:
+    """A comma-separated channel list (RESIDUAL_CHANNELS, ART_CHANNELS): None (every channel)
+    when unset."""
     return [name.strip() for name in raw.split(",")] if raw.strip() else None
 
 
@@ -223,7 +226,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "discriminator_layers": s["disc_layers"],
                 "num_res": s["num_res"],
                 "residual": s["residual"],
-                "residual_channels": residual_channels(s["residual_channels"]),
+                "residual_channels": channel_list(s["residual_channels"]),
                 "content_skips": s["skips"],
                 "encoder_norm": norm,
                 "decoder_norm": norm,
@@ -245,6 +248,7 @@ def recipe(s: dict[str, Any], variant: str, dataset: SliceDataset) -> MADNConfig
                 "lambda_void": s["lambda_void"],
                 "void_radius_px": s["void_radius_px"],
                 "void_shape": s["void_shape"],
+                "art_channels": channel_list(s["art_channels"]),
                 "full_cycle": full_cycle_override(s["full_cycle"]),
             },
             "optim": {"lr": s["lr"]},

@@ -255,6 +255,9 @@ class LossConfig:
     lambda_rec: weight of the reconstruction term |x̂a - xa|_1 + |ŷ - y|_1.
     lambda_cycle: weight of L_cycle: self-reduction, plus self-synthesis when full_cycle is on.
     lambda_art: weight of the artefact-consistency term |(xa - x̂) - (ŷa - y)|_1.
+    art_channels: the channels ("ct", "mri") that term compares; None: all. Where the artefact
+        branch draws no artefact (ŷa = y, as for the MRI void at CPU budgets), the term asks
+        x̂ = xa: it holds that channel at its input (docs/model.md, ablations 9 and 19).
     lambda_idt: weight of the identity term |G_I(E_Ia(y)) - y|_1 (CycleGAN's identity mapping
         loss: the correction path leaves a clean image as it is); 0 (off) in ADN.
     lambda_gate: weight of the gate's term (with `network.gated`): |g r + (1 - g) b - y|_1 over
@@ -282,6 +285,7 @@ class LossConfig:
     lambda_rec: float = 20.0
     lambda_cycle: float = 20.0
     lambda_art: float = 20.0
+    art_channels: list[str] | None = None
     lambda_idt: float = 0.0
     lambda_gate: float = 1.0
     lambda_gate_adv: float = 1.0
@@ -308,6 +312,11 @@ class LossConfig:
         _finite_float("loss.sigma", self.sigma, strict=True)
         _finite_float("loss.void_radius_px", self.void_radius_px, strict=True)
         _choice("loss.void_shape", self.void_shape, VOID_SHAPES)
+        if self.art_channels is not None:
+            names = self.art_channels
+            valid = isinstance(names, (list, tuple)) and all(n in CHANNEL_NAMES for n in names)
+            _check(valid, "loss.art_channels", "null or a list of ct, mri", names)
+            self.art_channels = list(names)
         _positive_int("loss.nmi_bins", self.nmi_bins, minimum=4)
 
 
@@ -476,6 +485,13 @@ class MADNConfig:
         net = self.network
         chosen = net.residual_channels
         return tuple(net.residual and (chosen is None or c in chosen) for c in self.channels)
+
+    @property
+    def art_mask(self) -> tuple[bool, ...]:
+        """Per channel of `channels`, whether the artefact-consistency term compares it
+        (`loss.art_channels`; None: every channel)."""
+        chosen = self.loss.art_channels
+        return tuple(chosen is None or c in chosen for c in self.channels)
 
     @property
     def uses_similarity(self) -> bool:

@@ -173,6 +173,17 @@ class MADN(nn.Module):
         return {"void_mask": masks, "clean_void": restored}
 
     # -- objectives -------------------------------------------------------------------------
+    def artefact_consistency(
+        self, corrupted: torch.Tensor, clean: torch.Tensor, out: Outputs
+    ) -> torch.Tensor:
+        """|(x^a - x̂) - (ŷ^a - y)|_1 over the channels of `config.art_mask` (0 with none):
+        the artefact removed from the corrupted image equals the one added to the clean one."""
+        keep = [i for i, on in enumerate(self.config.art_mask) if on]
+        if not keep:
+            return corrupted.new_zeros((), dtype=torch.float32)
+        removed = corrupted.float()[:, keep] - out["corrected"].float()[:, keep]
+        return l1(removed, out["clean_corrupted"].float()[:, keep] - clean.float()[:, keep])
+
     def generator_loss(
         self, corrupted: torch.Tensor, clean: torch.Tensor
     ) -> tuple[Outputs, Outputs]:
@@ -189,10 +200,7 @@ class MADN(nn.Module):
             ),
             "rec": l1(out["corrupt_recon"], corrupted) + l1(out["clean_recon"], clean),
             "self_reduction": l1(out["self_reduction"], clean),
-            "art": l1(
-                corrupted.float() - out["corrected"].float(),
-                out["clean_corrupted"].float() - clean.float(),
-            ),
+            "art": self.artefact_consistency(corrupted, clean, out),
         }
         total = (
             loss.lambda_adv * (terms["adv_clean"] + terms["adv_corrupt"])
