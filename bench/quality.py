@@ -27,7 +27,8 @@ channel's own shrink, 0 by default; set it to SHRINK for one shrink on both), SH
 LAMBDA_IDT, LAMBDA_ADV and LAMBDA_ART (ADN's 1 and 20 by default), LAMBDA_VOID and
 VOID_RADIUS_PX (the MRI void-inpainting term, `madn_core.voids`; 5 and 12 px by default),
 VOID_SHAPE (its voids: disc or soft; disc by default), ART_CHANNELS (the channels the
-artefact-consistency term compares, e.g. ct; all by default),
+artefact-consistency term compares: ct for a residual MRI, all otherwise, by default; ct,mri
+for all; ablation 19),
 LAMBDA_SIM (madn's similarity weight, 0.1 by default), SIMILARITY (madn's similarity measure:
 lncc, cc or nmi; lncc by default), FULL_CYCLE (`loss.full_cycle`: 1 or 0 to force the
 self-synthesis term on or off; unset, each variant's default: on for madn only), SEED (the
@@ -68,7 +69,7 @@ from pipelines.evaluation.evaluate import NO_MAR, EvaluationConfig, evaluate  # 
 from pipelines.io.atomic import write_text_atomic  # noqa: E402
 from pipelines.training.train import train_model  # noqa: E402
 from pipelines.training.validation import correct_batches  # noqa: E402
-from tune.train_settings import mri_band  # noqa: E402
+from tune.train_settings import art_channels, mri_band  # noqa: E402
 
 VARIANTS = ("adn-ct", "adn-mr", "multichannel", "madn")
 WHOLE = " (whole image)"  # label suffix of a network evaluated without its implant band
@@ -97,10 +98,12 @@ def env(name: str, default: Any) -> Any:
 def settings() -> dict[str, Any]:
     """The run's settings from the environment (defaults: the recipe of docs/model.md)."""
     s = raw_settings()
+    chosen = channel_list(s["residual_channels"]) or ["mri"]
+    residual_mri = s["residual"] and "mri" in chosen
     if s["mri_band_mm"] < 0:
-        chosen = channel_list(s["residual_channels"]) or ["mri"]
-        residual_mri = s["residual"] and "mri" in chosen
         s["mri_band_mm"] = mri_band(residual_mri)
+    if not s["art_channels"]:
+        s["art_channels"] = ",".join(art_channels(residual_mri) or [])
     return s
 
 

@@ -187,7 +187,15 @@ def test_quality_recipe_gives_the_mri_decoder_its_measured_band(
     assert config.residual_mask[config.channels.index("mri")] is residual_mri
     assert config.network.mri_band_mm == band
     assert (config.loss.lambda_void > 0) is (size > 64)
+    # a residual MRI learns from the void term; the artefact-consistency term compares the CT
+    assert config.loss.art_channels == (["ct"] if residual_mri else None)
     if "ct" in config.channels:  # the CT's decoder is residual only with --residual alone
         assert config.residual_mask[0] is (settings.get("residual") is True)
     ct = build_config({"recipe": "quality", "variant": "adn-ct"}, 256)
     assert ct.residual_mask == (False,)  # the CT keeps ADN's synthesis
+
+
+def test_an_explicit_art_channels_setting_overrides_the_recipe() -> None:
+    explicit = {"recipe": "quality", "variant": "madn", "model": {"loss": {"art_channels": None}}}
+    assert build_config(explicit, 256).loss.art_channels is None
+    assert build_config({"recipe": "quality", "variant": "madn"}, 256).loss.art_channels == ["ct"]

@@ -136,3 +136,28 @@ def test_void_settings_are_checked_with_a_one_line_error() -> None:
         MADNConfig.from_dict({"variant": "madn", "loss": {"lambda_void": -1}})
     with pytest.raises(ConfigError, match=r"loss\.void_shape"):
         MADNConfig.from_dict({"variant": "madn", "loss": {"void_shape": "square"}})
+
+
+@pytest.mark.parametrize(("variant", "channels"), [("madn", ["ct"]), ("adn-mr", ["ct"])])
+def test_art_channels_leave_the_other_channels_out_of_the_artefact_consistency_term(
+    variant: str, channels: list[str]
+) -> None:
+    """With `loss.art_channels` ["ct"], the term compares the CT only (adn-mr: no term left),
+    and it is the full term's CT part: the MRI's difference no longer counts."""
+    data_channels = {"madn": (0, 1), "adn-mr": (1,)}[variant]
+    corrupted, clean = streak_batches(4, 32, 4, seed=1, channels=data_channels)[0]
+    model = Trainer(tiny_config(variant)).model
+    with torch.no_grad():
+        out = model(corrupted, clean)
+    full = model.artefact_consistency(corrupted, clean, out)
+    model.config = model.config.with_overrides({"loss.art_channels": channels})
+    partial = model.artefact_consistency(corrupted, clean, out)
+    if variant == "adn-mr":
+        assert float(partial) == 0.0 and float(full) > 0.0
+        return
+    removed = corrupted[:, :1] - out["corrected"][:, :1]
+    added = out["clean_corrupted"][:, :1] - clean[:, :1]
+    assert torch.allclose(partial, (removed - added).abs().mean())
+    assert not torch.allclose(partial, full)
+    with pytest.raises(ConfigError, match=r"loss\.art_channels"):
+        MADNConfig.from_dict({"variant": "madn", "loss": {"art_channels": ["pet"]}})

@@ -48,7 +48,8 @@ RESIDUAL_MRI_BAND_MM = 30.0
 # where a 12 px disc would be 72 mm and where it was not measured)), and a residual MRI decoder
 # (G_I adds a change to the MRI, starting as the identity) with a 30 mm MRI band (ablation 18),
 # which goes with the void term: without it a residual MRI stays the identity (ablation 2), so
-# the MRI keeps ADN's synthesis and its 10 mm band there, as with --no-residual);
+# the MRI keeps ADN's synthesis and its 10 mm band there, as with --no-residual), and with a
+# residual MRI the artefact-consistency term on the CT only (ablation 19);
 # "paper": ADN/MADN as
 # published (madn_core's defaults: lr 1e-5, width 64, norms, whole image).
 RECIPES: dict[str, dict[str, Any]] = {
@@ -133,7 +134,16 @@ def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
         residual_mri = config.residual_mask[config.channels.index("mri")]
         band = mri_band(residual_mri) if chosen is None else chosen  # 0 is a choice: the CT's
         config = config.with_overrides({"network.mri_band_mm": band})
+        if "art_channels" not in (settings.get("model") or {}).get("loss", {}):
+            config = config.with_overrides({"loss.art_channels": art_channels(residual_mri)})
     return config
+
+
+def art_channels(residual_mri: bool) -> list[str] | None:
+    """The channels the quality recipe's artefact-consistency term compares: the CT only for a
+    residual MRI decoder, which learns from the void term, and which the term would hold at its
+    input (the artefact branch draws no MRI void; ablation 19); every channel (None) for ADN's."""
+    return ["ct"] if residual_mri else None
 
 
 def mri_band(residual_mri: bool) -> float:
