@@ -514,7 +514,9 @@ def markdown(
     lines = [
         "# Quality benchmark (`make quality`)",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {machine}, {seconds / 60:.1f} min.",
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine}, {seconds / 60:.1f} min"
+        + resumed_note(s.get("resumed", []))
+        + ".",
         f"Settings: `{json.dumps({k: v for k, v in s.items() if k != 'docs'})}`",
         "",
         "| method | CT PSNR | CT PSNR near | CT SSIM | sigma implanted (HU) | MRI PSNR | "
@@ -573,6 +575,13 @@ def markdown(
     return "\n".join(lines)
 
 
+def resumed_note(resumed: list[str]) -> str:
+    """The wall-time caveat for runs this invocation found trained (or partly trained) in OUT."""
+    if not resumed:
+        return ""
+    return f" (resuming {', '.join(resumed)} from an earlier invocation's last.ckpt)"
+
+
 def main() -> int:
     s = settings()
     chosen_variants(s)  # a bad VARIANTS fails here, before any data or training
@@ -581,6 +590,7 @@ def main() -> int:
     torch.manual_seed(7)
     start = time.monotonic()
     dataset = prepare_data(s, out)
+    s["resumed"] = [v for v in chosen_variants(s) if (out / "runs" / v / "last.ckpt").exists()]
     checkpoints = train_all(s, dataset, out)
     models = {v: with_inference(load_model(p), inference(s)) for v, p in checkpoints.items()}
     config = EvaluationConfig(dice=False, workers=s["workers"], device=s["device"])
