@@ -31,7 +31,7 @@ from pipelines.io.atomic import write_text_atomic
 from pipelines.io.figures import save_figure
 
 # settings that may differ between the runs of one recipe
-WHERE = {"out", "seed", "parallel", "workers", "device", "data", "variants"}
+WHERE = {"out", "seed", "parallel", "workers", "device", "data", "variants", "docs", "resumed"}
 GAINS = (  # (target, panel title) of the figure: the differences against No MAR
     ("ct_psnr_overall > No MAR", "CT PSNR overall - No MAR (dB)"),
     ("ct_psnr_near > No MAR", "CT PSNR near implant - No MAR (dB)"),
