@@ -32,23 +32,38 @@ NO_SIGNAL = -1.0  # the MRI value of a signal void in the [-1, 1] range
 FLOOR_STD = 0.03  # noise std of the soft void's floor, [-1, 1] units (about 1.5 % of the range)
 
 
-def random_discs(
-    count: int, height: int, width: int, max_radius_px: float, device: torch.device | str
-) -> torch.Tensor:
-    """(count, 1, height, width) bool masks, one filled disc each.
+def random_disc_distances(
+    count: int,
+    height: int,
+    width: int,
+    max_radius_px: float,
+    device: torch.device | str,
+    extra_draws: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(distance2 (count, height, width) px^2 from each disc's centre, radius (count,) px,
+    extra (count, extra_draws) further uniform draws in [0, 1)) for one random disc per image.
 
     Each centre is uniform in the middle half of the image (where implant-centred patches hold
     the hip), each radius uniform in [max_radius_px / 4, max_radius_px] pixels. Uses the
-    global torch generator, so a seeded training draws the same discs."""
+    global torch generator (one draw of count x (3 + extra_draws)), so a seeded training draws
+    the same discs."""
     if max_radius_px <= 0:
         raise ValueError(f"max_radius_px must be > 0, got {max_radius_px}")
-    uniform = torch.rand(count, 3, device=device)
+    uniform = torch.rand(count, 3 + extra_draws, device=device)
     centre_y = (0.25 + 0.5 * uniform[:, 0]) * (height - 1)
     centre_x = (0.25 + 0.5 * uniform[:, 1]) * (width - 1)
     radius = max_radius_px * (0.25 + 0.75 * uniform[:, 2])
     rows = torch.arange(height, device=device, dtype=torch.float32)[None, :, None]
     cols = torch.arange(width, device=device, dtype=torch.float32)[None, None, :]
     distance2 = (rows - centre_y[:, None, None]) ** 2 + (cols - centre_x[:, None, None]) ** 2
+    return distance2, radius, uniform[:, 3:]
+
+
+def random_discs(
+    count: int, height: int, width: int, max_radius_px: float, device: torch.device | str
+) -> torch.Tensor:
+    """(count, 1, height, width) bool masks, one filled disc each (`random_disc_distances`)."""
+    distance2, radius, _ = random_disc_distances(count, height, width, max_radius_px, device)
     return (distance2 <= radius[:, None, None] ** 2)[:, None]
 
 
@@ -58,20 +73,13 @@ def random_soft_voids(
     """(count, 1, height, width) float32 signal fraction in [0, 1]: 1 outside one disc per
     image, 0 in its core, a smoothstep between them.
 
-    Centres and radii are drawn as in `random_discs`; the core radius is a uniform fraction in
-    [1/3, 2/3] of the disc's. Uses the global torch generator."""
-    if max_radius_px <= 0:
-        raise ValueError(f"max_radius_px must be > 0, got {max_radius_px}")
-    uniform = torch.rand(count, 4, device=device)
-    centre_y = (0.25 + 0.5 * uniform[:, 0]) * (height - 1)
-    centre_x = (0.25 + 0.5 * uniform[:, 1]) * (width - 1)
-    radius = max_radius_px * (0.25 + 0.75 * uniform[:, 2])
-    core = radius * (1.0 + uniform[:, 3]) / 3.0
-    rows = torch.arange(height, device=device, dtype=torch.float32)[None, :, None]
-    cols = torch.arange(width, device=device, dtype=torch.float32)[None, None, :]
-    dy, dx = rows - centre_y[:, None, None], cols - centre_x[:, None, None]
-    distance = (dy**2 + dx**2).sqrt()
-    ramp = (distance - core[:, None, None]) / (radius - core)[:, None, None]
+    Discs are drawn as in `random_discs`; the core radius is a uniform fraction in [1/3, 2/3]
+    of the disc's. Uses the global torch generator."""
+    distance2, radius, extra = random_disc_distances(
+        count, height, width, max_radius_px, device, extra_draws=1
+    )
+    core = radius * (1.0 + extra[:, 0]) / 3.0
+    ramp = (distance2.sqrt() - core[:, None, None]) / (radius - core)[:, None, None]
     ramp = ramp.clamp(0.0, 1.0)
     return (ramp * ramp * (3.0 - 2.0 * ramp))[:, None]
 
