@@ -74,6 +74,15 @@ def _finite_float(name: str, value: Any, minimum: float = 0.0, strict: bool = Fa
     _check(ok, name, f"a finite number {'>' if strict else '>='} {minimum:g}", value)
 
 
+def _channel_names(name: str, value: Any) -> list[str] | None:
+    """`value` checked as null or a list of CHANNEL_NAMES, as a list (None stays None)."""
+    if value is None:
+        return None
+    valid = isinstance(value, (list, tuple)) and all(n in CHANNEL_NAMES for n in value)
+    _check(valid, name, "null or a list of ct, mri", value)
+    return list(value)
+
+
 def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     _check(value in choices, name, f"one of {', '.join(choices)}", value)
 
@@ -195,11 +204,7 @@ class NetworkConfig:
             self.content_skips,
         )
         _check(isinstance(self.residual, bool), "network.residual", "true or false", self.residual)
-        if self.residual_channels is not None:
-            names = self.residual_channels
-            valid = isinstance(names, (list, tuple)) and all(n in CHANNEL_NAMES for n in names)
-            _check(valid, "network.residual_channels", "null or a list of ct, mri", names)
-            self.residual_channels = list(names)
+        self.residual_channels = _channel_names("network.residual_channels", self.residual_channels)
         _check(isinstance(self.gated, bool), "network.gated", "true or false", self.gated)
         bias = self.gate_bias
         finite = isinstance(bias, (int, float)) and not isinstance(bias, bool)
@@ -312,11 +317,7 @@ class LossConfig:
         _finite_float("loss.sigma", self.sigma, strict=True)
         _finite_float("loss.void_radius_px", self.void_radius_px, strict=True)
         _choice("loss.void_shape", self.void_shape, VOID_SHAPES)
-        if self.art_channels is not None:
-            names = self.art_channels
-            valid = isinstance(names, (list, tuple)) and all(n in CHANNEL_NAMES for n in names)
-            _check(valid, "loss.art_channels", "null or a list of ct, mri", names)
-            self.art_channels = list(names)
+        self.art_channels = _channel_names("loss.art_channels", self.art_channels)
         _positive_int("loss.nmi_bins", self.nmi_bins, minimum=4)
 
 

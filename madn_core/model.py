@@ -181,8 +181,8 @@ class MADN(nn.Module):
         keep = [i for i, on in enumerate(self.config.art_mask) if on]
         if not keep:
             return corrupted.new_zeros((), dtype=torch.float32)
-        removed = corrupted.float()[:, keep] - out["corrected"].float()[:, keep]
-        return l1(removed, out["clean_corrupted"].float()[:, keep] - clean.float()[:, keep])
+        removed = corrupted[:, keep].float() - out["corrected"][:, keep].float()
+        return l1(removed, out["clean_corrupted"][:, keep].float() - clean[:, keep].float())
 
     def generator_loss(
         self, corrupted: torch.Tensor, clean: torch.Tensor

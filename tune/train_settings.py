@@ -130,11 +130,12 @@ def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
         overrides["network.discriminator_channels"] = settings["base_channels"]
     config = config.with_overrides(overrides) if overrides else config
     if settings.get("recipe", "paper") == "quality" and "mri" in config.channels:
-        chosen = (settings.get("model") or {}).get("network", {}).get("mri_band_mm")
+        model = settings.get("model") or {}
+        chosen = model.get("network", {}).get("mri_band_mm")
         residual_mri = config.residual_mask[config.channels.index("mri")]
         band = mri_band(residual_mri) if chosen is None else chosen  # 0 is a choice: the CT's
         config = config.with_overrides({"network.mri_band_mm": band})
-        if "art_channels" not in (settings.get("model") or {}).get("loss", {}):
+        if "art_channels" not in model.get("loss", {}):
             config = config.with_overrides({"loss.art_channels": art_channels(residual_mri)})
     return config
 
