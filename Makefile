@@ -56,8 +56,8 @@ quality: $(STAMP)
 
 # the same over several training seeds (one run each, the data shared), then every target per
 # seed with mean +- sd and the seeds passing (bench/seed_summary.py; docs/quality_seeds.md:
-# 33 min a seed on 2 idle CPU cores, plus 5 min of synthesis). A seed that misses a target goes on
-# to the next.
+# about 42 min a seed on 2 idle CPU cores, plus 1.5 min of synthesis, 2026-12-08). A seed that
+# misses a target goes on to the next.
 SEEDS ?= 7 1 2
 QUALITY_SEEDS_OUT ?= runs/quality_seeds
 quality-seeds: $(STAMP)

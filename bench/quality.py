@@ -12,8 +12,8 @@ Seeded, end to end on the synthetic benchmark:
    OUT/summary.json, OUT/quality.md (and docs/quality.md with DOCS=1), OUT/curves.png, and a
    pass/fail table on stdout.
 
-Environment (the defaults took 44.1 minutes on 2 CPU cores on 2026-12-07, a test run beside part
-of it; 33.9 minutes idle before the residual MRI, 2026-12-05; docs/model.md):
+Environment (the defaults took 43.6 minutes on 2 idle CPU cores from a fresh clone on 2026-12-08,
+synthesis included; docs/benchmarks.md):
 OUT, SUBJECTS, METAL_FRACTION, SIZE, SLICES, TEST_SUBJECTS, STEPS (generator steps per
 variant), WIDTH, NUM_RES, DISC_LAYERS (stride-2 layers of each discriminator), PATCH,
 PATCH_FOCUS (`train.patch_focus`), BATCH, LR, RESIDUAL (1 by default) and RESIDUAL_CHANNELS
