@@ -510,6 +510,8 @@ def learning_curves(out: Path, variants: tuple[str, ...] = VARIANTS) -> Path:
 def markdown(
     s: dict, summary: dict, rows: list[dict], seconds: float, ablation: dict[str, list[dict]]
 ) -> str:
+    """The report (OUT/quality.md, docs/quality.md): when, where and how long (`seconds` of wall
+    time), the settings, the metrics per method, the targets and the inference ablations."""
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     lines = [
         "# Quality benchmark (`make quality`)",
@@ -519,6 +521,20 @@ def markdown(
         + ".",
         f"Settings: `{json.dumps({k: v for k, v in s.items() if k != 'docs'})}`",
         "",
+        *metrics_table(summary),
+        "",
+        *targets_table(rows),
+        *ablation_tables(s, ablation),
+        "",
+        "![validation curves](figures/quality/curves.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def metrics_table(summary: dict) -> list[str]:
+    """Markdown rows: each method's mean test metrics (PSNR dB, SSIM, sigma and harm HU)."""
+    lines = [
         "| method | CT PSNR | CT PSNR near | CT SSIM | sigma implanted (HU) | MRI PSNR | "
         "MRI PSNR near | harm (HU) | raw harm (HU) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -531,8 +547,12 @@ def markdown(
             f"| {v.get('mri_psnr_near', math.nan):.2f} | {v.get('harm_hu', math.nan):.1f} "
             f"| {v.get('raw_harm_hu', math.nan):.1f} |"
         )
-    lines += [
-        "",
+    return lines
+
+
+def targets_table(rows: list[dict]) -> list[str]:
+    """Markdown rows: each target's paired test against No MAR and its result."""
+    lines = [
         "| method | target | mean diff | p (one-sided) | n | result |",
         "|---|---|---|---|---|---|",
     ]
@@ -542,6 +562,11 @@ def markdown(
             f"| {r['method']} | {r['target']} | {r['mean_diff']:+.3f} | {r['p']:.3g} | {r['n']} "
             f"| {result} |"
         )
+    return lines
+
+
+def ablation_tables(s: dict, ablation: dict[str, list[dict]]) -> list[str]:
+    """Markdown: one captioned table per inference ablation (band, shrink) that has rows."""
     captions = {
         "band": (
             f"Ablation: the implant band ({s['band_mm']:g} mm) against the same network on the "
@@ -555,6 +580,7 @@ def markdown(
             "shrunk - not",
         ),
     }
+    lines: list[str] = []
     for name, table in ablation.items():
         if not table:
             continue
@@ -566,13 +592,11 @@ def markdown(
             f"| method | measure | {column} | p | n |",
             "|---|---|---|---|---|",
         ]
-        for r in table:
-            lines.append(
-                f"| {r['method']} | {r['measure']} | {r['mean_diff']:+.3f} | {r['p']:.3g} "
-                f"| {r['n']} |"
-            )
-    lines += ["", "![validation curves](figures/quality/curves.png)", ""]
-    return "\n".join(lines)
+        lines += [
+            f"| {r['method']} | {r['measure']} | {r['mean_diff']:+.3f} | {r['p']:.3g} | {r['n']} |"
+            for r in table
+        ]
+    return lines
 
 
 def resumed_note(resumed: list[str]) -> str:
