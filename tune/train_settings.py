@@ -134,9 +134,10 @@ def build_config(settings: dict[str, Any], image_size: int) -> MADNConfig:
         chosen = model.get("network", {}).get("mri_band_mm")
         residual_mri = config.residual_mask[config.channels.index("mri")]
         band = mri_band(residual_mri) if chosen is None else chosen  # 0 is a choice: the CT's
-        config = config.with_overrides({"network.mri_band_mm": band})
+        recipe: dict[str, Any] = {"network.mri_band_mm": band}
         if "art_channels" not in model.get("loss", {}):
-            config = config.with_overrides({"loss.art_channels": art_channels(residual_mri)})
+            recipe["loss.art_channels"] = art_channels(residual_mri)
+        config = config.with_overrides(recipe)
     return config
 
 
